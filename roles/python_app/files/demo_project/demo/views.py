@@ -1,0 +1,73 @@
+"""Views of the demo: a page with a static file, a health check, sync and async views."""
+import asyncio
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from demo.models import Note
+
+
+def _identity(request):
+    return {
+        "version": settings.APP_VERSION,
+        "host": settings.APP_HOSTNAME,
+        "secure": request.is_secure(),
+        "scheme": request.scheme,
+    }
+
+
+def index(request):
+    return render(request, "demo/index.html", _identity(request))
+
+
+def health(request):
+    """200 with db ok when the database answers, 503 otherwise (JSON either way)."""
+    body = _identity(request)
+    try:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        body.update(status="ok", db="ok", db_vendor=connection.vendor)
+        status = 200
+    except Exception as exc:  # noqa: BLE001 - any database failure is "unhealthy"
+        connection.close_if_unusable_or_obsolete()
+        body.update(status="unavailable", db="error", error=type(exc).__name__)
+        status = 503
+    return JsonResponse(body, status=status)
+
+
+def _delay(request, name, default, ceiling):
+    try:
+        value = int(request.GET.get(name, default))
+    except ValueError:
+        value = default
+    return max(0, min(value, ceiling))
+
+
+def sync_view(request):
+    """A small synchronous view; ?ms=N simulates N ms of blocking I/O."""
+    ms = _delay(request, "ms", 0, 5000)
+    if ms:
+        time.sleep(ms / 1000)
+    return JsonResponse({"view": "sync", "slept_ms": ms, **_identity(request)})
+
+
+async def async_view(request):
+    """Concurrent I/O: ?n=N sleeps of ?ms=M each, awaited together (about one sleep in all)."""
+    n = _delay(request, "n", 10, 200)
+    ms = _delay(request, "ms", 100, 5000)
+    started = time.monotonic()
+    await asyncio.gather(*(asyncio.sleep(ms / 1000) for _ in range(n)))
+    elapsed = round((time.monotonic() - started) * 1000)
+    return JsonResponse({"view": "async", "n": n, "ms": ms, "elapsed_ms": elapsed,
+                         "version": settings.APP_VERSION, "host": settings.APP_HOSTNAME})
+
+
+@require_http_methods(["GET"])
+def notes(request):
+    return JsonResponse({"count": Note.objects.count()})

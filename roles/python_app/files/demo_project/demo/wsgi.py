@@ -1,0 +1,7 @@
+"""WSGI entry point (Gunicorn sync/gthread workers)."""
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
+application = get_wsgi_application()

@@ -1,0 +1,109 @@
+"""Helpers shared by every scenario's testinfra tests.
+
+Tests run on the controller; HTTP traffic and load are generated inside the test container
+against its own loopback or unix sockets (tests/tools/, installed by molecule/shared/prepare.yml).
+"""
+import json
+import os
+import shlex
+import subprocess
+import time
+import uuid
+
+TOOLS = "/usr/local/lib/pydeploy-tests"
+
+
+def http_get(host, path, unix=None, url=None, host_header="localhost", headers=None, timeout=15):
+    """GET through curl inside the container; returns (status, headers_text, body)."""
+    marker = "\n__PYDEPLOY_STATUS__:"
+    cmd = ["curl", "-sS", "-k", "--max-time", str(timeout), "-D", "/dev/stderr", "-o", "-",
+           "-w", marker + "%{http_code}", "-H", f"Host: {host_header}"]
+    for name, value in (headers or {}).items():
+        cmd += ["-H", f"{name}: {value}"]
+    if unix:
+        cmd += ["--unix-socket", unix, f"http://localhost{path}"]
+    else:
+        cmd += [url.rstrip("/") + path]
+    result = host.run(" ".join(shlex.quote(c) for c in cmd))
+    body, _, status = result.stdout.rpartition(marker)
+    return int(status or 0), result.stderr, body
+
+
+def http_json(host, path, **kwargs):
+    status, _, body = http_get(host, path, **kwargs)
+    return status, json.loads(body) if body.strip().startswith("{") else {}
+
+
+class Load:
+    """A bounded load run in the container: `with Load(host, unix=...) as load: ...; load.result`."""
+
+    def __init__(self, host, unix=None, url=None, path="/health/", concurrency=4, duration=120,
+                 requests=50000, extra=()):
+        self.host = host
+        tag = uuid.uuid4().hex[:8]
+        self.stop_file = f"/tmp/loadgen-{tag}.stop"
+        self.started_file = f"/tmp/loadgen-{tag}.started"
+        self.out = f"/tmp/loadgen-{tag}.json"
+        target = ["--unix", unix] if unix else ["--url", url]
+        self.cmd = ["python3", f"{TOOLS}/loadgen.py", *target, "--path", path,
+                    "--concurrency", str(concurrency), "--duration", str(duration),
+                    "--requests", str(requests), "--stop-file", self.stop_file,
+                    "--started-file", self.started_file, *extra]
+        self.duration = duration
+        self.result = None
+
+    def __enter__(self):
+        line = " ".join(shlex.quote(c) for c in self.cmd)
+        self.host.run(f"nohup {line} > {self.out} 2> {self.out}.err < /dev/null &")
+        wait_for(lambda: self.host.file(self.started_file).exists, 30, "load generator start")
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(1)
+        self.host.run(f"touch {self.stop_file}")
+        wait_for(lambda: self.host.run(f"test -s {self.out}").rc == 0, self.duration + 60, "load result")
+        self.result = json.loads(self.host.file(self.out).content_string)
+        return False
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def main_pid(host, unit):
+    return int(host.run(f"systemctl show -p MainPID --value {unit}").stdout.strip())
+
+
+def child_pids(host, pid):
+    out = host.run(f"pgrep -P {pid}").stdout.split()
+    return sorted(int(p) for p in out)
+
+
+def run_playbook(playbook, extra_vars=None, limit=None, timeout=1500):
+    """ansible-playbook against the scenario's inventory (molecule exports the paths)."""
+    scenario_dir = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
+    path = playbook if "." in os.path.basename(playbook) and "/" in playbook else os.path.join(scenario_dir, playbook)
+    if not os.path.exists(path):
+        path = playbook  # an FQCN playbook from the installed collection
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], path]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    if limit:
+        cmd += ["--limit", limit]
+    # stderr folded into stdout: failure messages go to either, depending on the callback.
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                          check=False)
+
+
+def recap_changed(output):
+    """Sum of changed= over the PLAY RECAP lines."""
+    total = 0
+    for line in output.splitlines():
+        if " changed=" in line and " ok=" in line:
+            total += int(line.split(" changed=")[1].split()[0])
+    return total

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Bounded HTTP load generator for the test suite (stdlib only; runs inside a test container).
+
+Sends GET requests to one target from N threads until --duration seconds pass, --requests
+are sent, or --stop-file appears, whichever comes first; then prints one JSON summary:
+sent, ok, failed, statuses, errors, versions (from JSON bodies), latency percentiles.
+Targets are loopback only: a unix socket, or http(s)://127.0.0.1 / localhost / [::1].
+"""
+import argparse
+import http.client
+import json
+import os
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def connection_factory(args):
+    if args.unix:
+        return lambda: UnixHTTPConnection(args.unix, args.timeout)
+    url = urllib.parse.urlsplit(args.url)
+    if url.hostname not in LOOPBACK:
+        raise SystemExit(f"refusing non-loopback target {url.hostname!r}")
+    if url.scheme == "https":
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return lambda: http.client.HTTPSConnection(url.hostname, url.port or 443, timeout=args.timeout, context=ctx)
+    return lambda: http.client.HTTPConnection(url.hostname, url.port or 80, timeout=args.timeout)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--unix", help="unix socket path")
+    target.add_argument("--url", help="http(s)://127.0.0.1[:port] (loopback only)")
+    parser.add_argument("--path", default="/health/")
+    parser.add_argument("--host-header", default="localhost")
+    parser.add_argument("--header", action="append", default=[], help="extra 'Name: value' header")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--duration", type=float, default=30.0, help="hard limit in seconds (max 600)")
+    parser.add_argument("--requests", type=int, default=50000, help="hard limit on requests sent")
+    parser.add_argument("--stop-file", help="stop as soon as this file exists")
+    parser.add_argument("--started-file", help="touched once the first response arrived")
+    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--keepalive", action="store_true", help="reuse connections")
+    args = parser.parse_args()
+    duration = min(args.duration, 600.0)
+    factory = connection_factory(args)
+    headers = {"Host": args.host_header}
+    for item in args.header:
+        name, _, value = item.partition(":")
+        headers[name.strip()] = value.strip()
+
+    lock = threading.Lock()
+    state = {"sent": 0, "ok": 0, "failed": 0, "statuses": {}, "errors": {}, "versions": {}, "lat": [],
+             "last_version": None}
+    deadline = time.monotonic() + duration
+    started = threading.Event()
+
+    def stop():
+        if time.monotonic() >= deadline:
+            return True
+        if args.stop_file and os.path.exists(args.stop_file):
+            return True
+        with lock:
+            if state["sent"] >= args.requests:
+                return True
+            state["sent"] += 1
+        return False
+
+    def worker():
+        conn = None
+        while not stop():
+            t0 = time.monotonic()
+            try:
+                if conn is None:
+                    conn = factory()
+                conn.request("GET", args.path, headers=headers)
+                resp = conn.getresponse()
+                body = resp.read()
+                status = resp.status
+                if not args.keepalive or resp.will_close:
+                    conn.close()
+                    conn = None
+                version = None
+                if body[:1] == b"{":
+                    try:
+                        version = json.loads(body).get("version")
+                    except ValueError:
+                        version = None
+                with lock:
+                    state["lat"].append(time.monotonic() - t0)
+                    state["statuses"][str(status)] = state["statuses"].get(str(status), 0) + 1
+                    if version:
+                        state["versions"][version] = state["versions"].get(version, 0) + 1
+                        state["last_version"] = version
+                    if 200 <= status < 400:
+                        state["ok"] += 1
+                    else:
+                        state["failed"] += 1
+            except Exception as exc:  # noqa: BLE001 - every error is a failed request
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                with lock:
+                    state["failed"] += 1
+                    name = type(exc).__name__
+                    state["errors"][name] = state["errors"].get(name, 0) + 1
+            if not started.is_set():
+                started.set()
+                if args.started_file:
+                    open(args.started_file, "w").close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.concurrency)]
+    t_start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(duration + args.timeout + 5)
+    elapsed = time.monotonic() - t_start
+    lat = sorted(state["lat"])
+
+    def pct(p):
+        return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1) if lat else None
+
+    print(json.dumps({
+        "sent": state["ok"] + state["failed"], "ok": state["ok"], "failed": state["failed"],
+        "statuses": state["statuses"], "errors": state["errors"], "versions": state["versions"],
+        "last_version": state["last_version"], "elapsed_s": round(elapsed, 2),
+        "rps": round((state["ok"] + state["failed"]) / elapsed, 1) if elapsed else 0,
+        "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": pct(1.0),
+    }))
+
+
+if __name__ == "__main__":
+    main()
