@@ -44,15 +44,39 @@ step "argument_specs = defaults" python3 scripts/check_specs.py
 step "role README tables" python3 scripts/gen_role_docs.py --check
 step "collection (installed tarball)" scripts/check_collection.sh
 
+# Scenarios run PYDEPLOY_JOBS at a time (default 2): most of their time is spent waiting on
+# containers, package installs and load runs, not on the controller's CPU. Each writes its own
+# log under .cache/results; a failed one's tail is printed.
+run_scenario() {  # run_scenario SCENARIO RELEASE: one Molecule scenario, its log, its status file
+  local scenario=$1 release=$2 tag="$1-deb$2" start=$SECONDS rc
+  export PYDEPLOY_DEBIAN=$release PYDEPLOY_IMAGE=${PYDEPLOY_IMAGE_PREFIX:-pydeploy/debian-systemd}:$release
+  export PYDEPLOY_JUNIT_FILE=$results/$tag.xml NO_COLOR=1 ANSIBLE_NOCOLOR=1
+  molecule test -s "$scenario" >"$results/$tag.log" 2>&1; rc=$?
+  # Molecule passes silently when it finds no test file: a scenario must run tests.
+  if [ $rc -eq 0 ] && ! python3 scripts/junit_count.py --require-tests "$PYDEPLOY_JUNIT_FILE" >/dev/null; then
+    echo "error: scenario $tag ran no test" >>"$results/$tag.log"; rc=1
+  fi
+  echo "$rc $((SECONDS - start))" >"$results/$tag.status"
+}
+
+jobs_max=${PYDEPLOY_JOBS:-2}
 for run in "${runs[@]}"; do
   scenario=${run%:*}; release=${run#*:}
-  export PYDEPLOY_DEBIAN=$release PYDEPLOY_IMAGE=${PYDEPLOY_IMAGE_PREFIX:-pydeploy/debian-systemd}:$release
-  export PYDEPLOY_JUNIT_FILE=$results/$scenario-deb$release.xml
-  step "molecule $scenario (deb$release)" molecule test -s "$scenario"
-  # Molecule passes silently when it finds no test file: a scenario must run tests.
-  if ! python3 scripts/junit_count.py --require-tests "$PYDEPLOY_JUNIT_FILE" >/dev/null; then
-    echo "error: scenario $scenario (deb$release) ran no test" >&2
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+  say "molecule $scenario (deb$release): started"
+  run_scenario "$scenario" "$release" &
+done
+wait
+for run in "${runs[@]}"; do
+  scenario=${run%:*}; release=${run#*:}; tag="$scenario-deb$release"
+  read -r rc secs <"$results/$tag.status" 2>/dev/null || { rc=1; secs=0; }
+  counts=$(python3 scripts/junit_count.py "$results/$tag.xml" 2>/dev/null || true)
+  grep -E "^(=+ .*(passed|failed|error).* =+|(systemd-analyze security exposure|[a-z ]+ under load):)" "$results/$tag.log" || true
+  summary+=("$(printf '%-28s %-6s %5ss  %s' "molecule $tag" "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" "$secs" "$counts")")
+  if [ "$rc" -ne 0 ]; then
     failures=$((failures + 1))
+    echo "---- $tag failed; last lines of $results/$tag.log ----"
+    tail -n 80 "$results/$tag.log"
   fi
 done
 
