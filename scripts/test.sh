@@ -57,12 +57,17 @@ run_scenario() {  # run_scenario SCENARIO RELEASE: one Molecule scenario, its lo
     echo "error: scenario $tag ran no test" >>"$results/$tag.log"; rc=1
   fi
   echo "$rc $((SECONDS - start))" >"$results/$tag.status"
+  rm -f "$results/$scenario.running"
 }
 
 jobs_max=${PYDEPLOY_JOBS:-2}
 for run in "${runs[@]}"; do
   scenario=${run%:*}; release=${run#*:}
-  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+  # Never two runs of one scenario at once (they would share Molecule's state directory).
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ] || [ -e "$results/$scenario.running" ]; do
+    wait -n || true
+  done
+  touch "$results/$scenario.running"
   say "molecule $scenario (deb$release): started"
   run_scenario "$scenario" "$release" &
 done
@@ -75,8 +80,10 @@ for run in "${runs[@]}"; do
   summary+=("$(printf '%-28s %-6s %5ss  %s' "molecule $tag" "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" "$secs" "$counts")")
   if [ "$rc" -ne 0 ]; then
     failures=$((failures + 1))
-    echo "---- $tag failed; last lines of $results/$tag.log ----"
-    tail -n 80 "$results/$tag.log"
+    echo "---- $tag failed: errors in $results/$tag.log ----"
+    grep -E -B3 -A25 "fatal: |FAILED! |ERROR!|^E  |^FAILED |ran no test" "$results/$tag.log" | head -n 150
+    echo "---- last lines ----"
+    tail -n 30 "$results/$tag.log"
   fi
 done
 
