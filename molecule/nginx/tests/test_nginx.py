@@ -1,0 +1,309 @@
+"""nginx in front of Gunicorn on a live host: TLS by handshake, the redirect, static and media from
+disk, WebSocket pass-through, rate limits, and the check-then-reload chain.
+
+Every request goes through nginx on the container's loopback (curl, openssl, tests/tools/).
+Tests that run the playbook again come last: they change the live state.
+"""
+import re
+import uuid
+
+import pytest
+from pydeploy_testlib import recap_changed, run_playbook, wait_for
+from pydeploy_testlib.nginx import (file_certificate_sha256, handshake, journal_cursor, journal_since,
+                                    live_config_digest, loadgen, nginx_master_pid, nginx_worker_pids, request,
+                                    served_certificate_sha256, ws_probe)
+
+GUNICORN = "gunicorn-demo.service"
+WEB = "pydeploy.django_stack.web"
+SITES = ("localhost", "files.test", "vault.test")
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+    "cross-origin-opener-policy": "same-origin",
+}
+# Mozilla's intermediate TLS 1.2 suites (the role's nginx_ssl_ciphers).
+MOZILLA_INTERMEDIATE_TLS12 = {
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384", "DHE-RSA-CHACHA20-POLY1305",
+}
+RELOAD_HANDLER = re.compile(r"RUNNING HANDLER \[pydeploy\.django_stack\.nginx : Nginx reload\]")
+
+
+def assert_security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        assert response.header(name) == value, (name, response)
+
+
+def static_css(host):
+    """The hashed stylesheet the demo page links to (collectstatic's manifest name)."""
+    page = request(host, "/")
+    assert page.status == 200, page
+    match = re.search(r'href="(/static/demo/site\.[0-9a-f]+\.css)"', page.body)
+    assert match, page.body[:500]
+    return match.group(1)
+
+
+def test_nginx_runs_only_the_managed_sites(host):
+    assert host.service("nginx").is_running and host.service("nginx").is_enabled
+    assert host.run("nginx -t").rc == 0
+    enabled = set(host.run("ls -A /etc/nginx/sites-enabled").stdout.split())
+    assert enabled == {"demo.conf", "files.conf", "vault.conf"}, enabled
+    assert host.socket("tcp://0.0.0.0:443").is_listening
+    assert host.socket("tcp://0.0.0.0:80").is_listening
+    # The app server listens on loopback and its unix socket only: nginx is the only way in.
+    assert host.socket("tcp://127.0.0.1:8001").is_listening
+    assert not host.socket("tcp://0.0.0.0:8001").is_listening
+
+
+@pytest.mark.parametrize("flag,protocol", [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")])
+@pytest.mark.parametrize("servername", SITES)
+def test_modern_tls_handshakes_succeed(host, flag, protocol, servername):
+    rc, out, negotiated, cipher = handshake(host, flag, servername=servername)
+    assert rc == 0, out[-1500:]
+    assert negotiated == protocol and cipher, out[-1500:]
+    if protocol == "TLSv1.2":
+        assert cipher in MOZILLA_INTERMEDIATE_TLS12, cipher
+        # A client offering only a suite outside the list gets no handshake.
+        rc, out, negotiated, _ = handshake(host, flag, "-cipher", "ECDHE-ECDSA-AES128-SHA", servername=servername)
+        assert rc != 0 and negotiated is None and "alert handshake failure" in out, out[-1500:]
+
+
+@pytest.mark.parametrize("flag", ["-tls1_1", "-tls1"])
+def test_old_tls_is_refused_by_the_server(host, flag):
+    # OpenSSL 3 refuses TLS < 1.2 on its own at the default security level: the client is
+    # told to allow it (SECLEVEL=0), and a control server that accepts it proves the client can.
+    client = (flag, "-cipher", "DEFAULT@SECLEVEL=0")
+    control = host.run(
+        "sleep 8 | timeout 10 openssl s_server -accept 127.0.0.1:14443 -naccept 1 "
+        f"-cert /etc/nginx/tls/demo/fullchain.pem -key /etc/nginx/tls/demo/privkey.pem {flag} "
+        "-cipher DEFAULT@SECLEVEL=0 > /tmp/tls-control.log 2>&1 &")
+    assert control.rc == 0
+    wait_for(lambda: host.socket("tcp://127.0.0.1:14443").is_listening, 10, "control TLS server")
+    rc, out, negotiated, cipher = handshake(host, *client, port=14443)
+    assert negotiated == {"-tls1_1": "TLSv1.1", "-tls1": "TLSv1"}[flag], f"control handshake failed:\n{out[-1500:]}"
+    rc, out, negotiated, cipher = handshake(host, *client)
+    assert rc != 0 and negotiated is None, out[-1500:]
+    assert "alert protocol version" in out, out[-1500:]
+
+
+@pytest.mark.parametrize("name", SITES)
+def test_http_redirects_to_https_with_headers(host, name):
+    response = request(host, "/some/path/?q=1", name=name, scheme="http")
+    assert response.status == 301, response
+    assert response.header("location") == f"https://{name}/some/path/?q=1"
+    assert_security_headers(response)
+    # HSTS is never sent over plain HTTP.
+    assert response.header("strict-transport-security") is None
+
+
+def test_acme_challenge_path_is_not_redirected(host):
+    token = f"probe-{uuid.uuid4().hex}"
+    path = f"/var/www/acme/.well-known/acme-challenge/{token}"
+    assert host.run(f"echo {token}-content > {path}").rc == 0
+    try:
+        response = request(host, f"/.well-known/acme-challenge/{token}", name="files.test", scheme="http")
+        assert response.status == 200, response
+        assert response.body.strip() == f"{token}-content"
+    finally:
+        host.run(f"rm -f {path}")
+
+
+@pytest.mark.parametrize("name", SITES)
+def test_app_answers_over_tls_with_forwarded_proto(host, name):
+    response = request(host, "/health/", name=name, http2=True)
+    assert response.status == 200, response
+    assert response.http_version == "2"
+    body = response.json()
+    # request.is_secure() in Django: X-Forwarded-Proto reached it through Gunicorn.
+    assert body["secure"] is True and body["scheme"] == "https" and body["db"] == "ok", body
+    page = request(host, "/", name=name)
+    assert page.status == 200 and 'id="scheme">https<' in page.body, page.body[:500]
+
+
+def test_security_headers_on_success_and_errors(host):
+    ok = request(host, "/health/")
+    missing = request(host, f"/static/missing-{uuid.uuid4().hex}.css")
+    assert ok.status == 200 and missing.status == 404
+    for response in (ok, missing):
+        assert_security_headers(response)
+        assert response.header("server") == "nginx"  # server_tokens off: no version
+    # Self-signed demo site: no HSTS (browsers ignore it on untrusted certificates).
+    assert ok.header("strict-transport-security") is None
+    for name in ("files.test", "vault.test"):
+        for response in (request(host, "/health/", name=name), request(host, "/static/nope.css", name=name)):
+            assert response.header("strict-transport-security") == "max-age=63072000", response
+            assert_security_headers(response)
+
+
+def test_oversized_body_is_refused_by_nginx(host):
+    # client_max_body_size (10m): nginx answers 413 itself, with the headers, before Gunicorn.
+    cursor = journal_cursor(host, GUNICORN)
+    marker = f"body-{uuid.uuid4().hex}"
+    result = host.run(
+        "head -c 11000000 /dev/zero | curl -sS -k -o /dev/null -D - --max-time 30 --resolve localhost:443:127.0.0.1 "
+        f"-H 'Content-Type: application/octet-stream' --data-binary @- 'https://localhost/?probe={marker}'")
+    assert result.stdout.startswith("HTTP/2 413") or result.stdout.startswith("HTTP/1.1 413"), result.stdout
+    assert "x-content-type-options: nosniff" in result.stdout.lower(), result.stdout
+    assert marker not in journal_since(host, GUNICORN, cursor)
+
+
+def test_static_and_media_come_from_disk_not_from_gunicorn(host):
+    css = static_css(host)
+    upload = f"uploads-{uuid.uuid4().hex[:8]}"
+    upload_dir = f"/srv/demo/shared/media/{upload}"
+    media_body = "media-body line\n" * 200
+    # As the app would write an upload: as the app user, with Gunicorn's umask (0027).
+    assert host.run(f"runuser -u demo -- sh -c 'umask 027; mkdir {upload_dir} && "
+                    f"yes media-body line | head -n 200 > {upload_dir}/note.txt'").rc == 0
+    # Neither "other" nor the app's group lets nginx in: only the role's default ACL does.
+    assert host.file(upload_dir).mode == 0o750 and "demo" not in host.user("www-data").groups
+    # A text file big enough for gzip (the demo's stylesheet is below gzip_min_length).
+    probe = f"/srv/demo/shared/static/gzip-probe-{uuid.uuid4().hex[:8]}.txt"
+    assert host.run(f"yes static-body line | head -n 200 > {probe}").rc == 0
+    markers = {kind: f"{kind}-{uuid.uuid4().hex}" for kind in ("static", "media", "dynamic")}
+    cursor = journal_cursor(host, GUNICORN)
+    try:
+        static = request(host, f"{css}?probe={markers['static']}")
+        static_gz = request(host, f"/static/{probe.rsplit('/', 1)[1]}?probe={markers['static']}",
+                            headers={"Accept-Encoding": "gzip"}, body=False)
+        media = request(host, f"/media/{upload}/note.txt?probe={markers['media']}")
+        media_gz = request(host, f"/media/{upload}/note.txt?probe={markers['media']}",
+                           headers={"Accept-Encoding": "gzip"}, body=False)
+        dynamic = request(host, f"/health/?probe={markers['dynamic']}", headers={"Accept-Encoding": "gzip"}, body=False)
+    finally:
+        host.run(f"rm -rf {upload_dir} {probe}")
+    assert static.status == 200 and static.header("content-type") == "text/css", static
+    assert static.header("cache-control") == "max-age=2592000" and static.header("expires"), static
+    assert_security_headers(static)
+    assert static_gz.status == 200 and static_gz.header("content-encoding") == "gzip", static_gz
+    assert media.status == 200 and media.body == media_body, media
+    assert media.header("cache-control") == "max-age=604800" and media.header("expires"), media
+    assert media.header("content-security-policy") == "default-src 'none'; sandbox", media
+    assert_security_headers(media)
+    assert media_gz.header("content-encoding") == "gzip", media_gz
+    # The app's responses stay uncompressed by default (BREACH), and carry no cache headers of nginx.
+    assert dynamic.status == 200 and dynamic.header("content-encoding") is None, dynamic
+    assert dynamic.header("expires") is None, dynamic
+    # Gunicorn logs every request it serves (gunicorn_access_log in this scenario): the dynamic
+    # one shows up, the static and media ones never do.
+    wait_for(lambda: markers["dynamic"] in journal_since(host, GUNICORN, cursor), 30, "the dynamic request in the log")
+    log = journal_since(host, GUNICORN, cursor)
+    assert markers["static"] not in log and markers["media"] not in log, log
+
+
+def test_websocket_upgrade_is_passed_through(host):
+    unit = f"pydeploy-ws-echo-{uuid.uuid4().hex[:6]}"
+    started = host.run(
+        f"systemd-run --unit={unit} --property=RuntimeMaxSec=120 --property=RuntimeDirectory=pydeploy-ws-echo "
+        "--property=RuntimeDirectoryMode=0755 "
+        "python3 /usr/local/lib/pydeploy-tests/ws_echo.py --unix /run/pydeploy-ws-echo/echo.sock --lifetime 110")
+    assert started.rc == 0, started.stderr
+    try:
+        wait_for(lambda: host.file("/run/pydeploy-ws-echo/echo.sock").is_socket, 20, "the WebSocket test upstream")
+        message = f"ping-{uuid.uuid4().hex[:8]}"
+        result = ws_probe(host, "--path", "/ws/chat/", "--message", message,
+                          "--header", "X-Forwarded-For: 203.0.113.9")
+        assert result["status"] == 101, result
+        assert result["accept_ok"] is True, result
+        assert result["echo"] == message and result["echo_opcode"] == 1, result
+        seen = result["headers"]
+        assert seen["x-echo-request-line"] == "GET /ws/chat/ HTTP/1.1"
+        assert seen["x-echo-upgrade"].lower() == "websocket"
+        assert seen["x-echo-connection"].lower() == "upgrade"
+        assert seen["x-echo-x-forwarded-proto"] == "https"
+        assert seen["x-echo-host"] == "localhost"
+        # A client's own X-Forwarded-For is replaced by the address nginx saw.
+        assert seen["x-echo-x-forwarded-for"] == "127.0.0.1" and seen["x-echo-x-real-ip"] == "127.0.0.1"
+        # Without an upgrade the map sends "Connection: close" and no Upgrade header.
+        plain = ws_probe(host, "--path", "/ws/chat/", "--no-upgrade")
+        assert plain["status"] == 426, plain
+        assert plain["headers"]["x-echo-connection"] == "close" and plain["headers"]["x-echo-upgrade"] == ""
+    finally:
+        host.run(f"systemctl stop {unit}")
+
+
+def test_requests_within_the_limit_pass_and_static_is_not_limited(host):
+    # /sync/ has its own zone in this scenario (2r/s, burst 5) and nothing else uses it before
+    # this test: 5 requests fit in the burst however fast they come.
+    statuses = [request(host, "/sync/").status for _ in range(5)]
+    assert statuses == [200] * 5, statuses
+    burst = loadgen(host, static_css(host), concurrency=50, requests=50)
+    assert burst["statuses"] == {"200": 50}, burst
+
+
+def test_a_burst_above_rate_and_burst_gets_429(host):
+    burst = loadgen(host, "/sync/", concurrency=50, requests=50)
+    print("burst of 50 on /sync/ (2r/s, burst 5):", burst["statuses"])
+    assert set(burst["statuses"]) <= {"200", "429"}, burst
+    assert burst["statuses"].get("429", 0) > 0, burst
+    assert burst["statuses"].get("200", 0) > 0, burst
+
+
+def test_certificates_match_the_files_and_keys_are_private(host):
+    for site, name in (("demo", "localhost"), ("files", "files.test"), ("vault", "vault.test")):
+        served = served_certificate_sha256(host, name)
+        assert served and served == file_certificate_sha256(host, f"/etc/nginx/tls/{site}/fullchain.pem"), site
+    for site in ("demo", "vault"):  # keys the role wrote (files: the user's own, linked)
+        key = host.file(f"/etc/nginx/tls/{site}/privkey.pem")
+        assert key.user == "root" and key.group == "root" and key.mode == 0o600, (site, oct(key.mode))
+    assert host.file("/etc/nginx/tls/files/fullchain.pem").linked_to == "/etc/ssl/pydeploy-test/files.crt"
+    sans = host.run("openssl x509 -noout -ext subjectAltName -in /etc/nginx/tls/demo/fullchain.pem").stdout
+    for san in ("DNS:localhost", "DNS:nginx", "IP Address:127.0.0.1"):
+        assert san in sans, sans
+
+
+@pytest.mark.parametrize("bad,expected", [
+    ({"gunicorn_timeout": 90}, "must exceed the app server's timeout"),
+    ({"nginx_sites": [{"name": "x", "certificate": "provided"}]}, "provided needs"),
+    ({"nginx_sites": [{"name": "x", "sever_names": ["x.test"]}]}, "sever_names"),
+])
+def test_bad_input_fails_before_any_change(host, bad, expected):
+    before = live_config_digest(host)
+    result = run_playbook(WEB, bad)
+    assert result.returncode != 0, bad
+    assert expected in result.stdout, result.stdout[-2500:]
+    assert recap_changed(result.stdout) == 0, result.stdout[-2500:]
+    assert live_config_digest(host) == before
+
+
+def test_invalid_directive_fails_and_nginx_keeps_serving(host):
+    before = live_config_digest(host)
+    master, workers = nginx_master_pid(host), nginx_worker_pids(host)
+    result = run_playbook(WEB, {"nginx_http_extra_directives": ["pydeploy_no_such_directive on;"]})
+    assert result.returncode != 0
+    # nginx's own message reaches the play output.
+    assert 'unknown directive "pydeploy_no_such_directive"' in result.stdout, result.stdout[-2500:]
+    # The candidate was rendered and rejected; the live files were never touched ...
+    assert host.run("grep -q pydeploy_no_such_directive /etc/nginx/.pydeploy-staging/nginx.conf").rc == 0
+    assert live_config_digest(host) == before
+    assert host.run("grep -rq pydeploy_no_such_directive /etc/nginx/nginx.conf /etc/nginx/sites-enabled").rc != 0
+    # ... and nginx was not reloaded: same master, same workers, still answering.
+    assert nginx_master_pid(host) == master and nginx_worker_pids(host) == workers
+    assert request(host, "/health/").status == 200
+    assert host.run("nginx -t").rc == 0
+
+
+def test_config_and_certificate_changes_reload_nginx_once_without_restart(host):
+    """A changed header and a certificate replaced on disk (site "files" links to the user's
+    files): one play, one reload, the same master, new workers serving both."""
+    old_cert = served_certificate_sha256(host, "files.test")
+    assert host.run(
+        "cd /etc/ssl/pydeploy-test && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 "
+        "-subj /CN=files.test -addext subjectAltName=DNS:files.test -keyout files.key.new -out files.crt.new "
+        "2>/dev/null && mv files.key.new files.key && mv files.crt.new files.crt").rc == 0
+    new_cert = file_certificate_sha256(host, "/etc/ssl/pydeploy-test/files.crt")
+    assert new_cert != old_cert
+    # nginx keeps the old certificate in memory until something reloads it.
+    assert served_certificate_sha256(host, "files.test") == old_cert
+    master, workers = nginx_master_pid(host), nginx_worker_pids(host)
+    headers = {**{k.title(): v for k, v in SECURITY_HEADERS.items()}, "Permissions-Policy": "geolocation=()"}
+    result = run_playbook(WEB, {"nginx_security_headers": headers})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert len(RELOAD_HANDLER.findall(result.stdout)) == 1, result.stdout[-3000:]
+    wait_for(lambda: request(host, "/health/").header("permissions-policy") == "geolocation=()", 30, "the new header")
+    wait_for(lambda: served_certificate_sha256(host, "files.test") == new_cert, 30, "the new certificate")
+    wait_for(lambda: not set(nginx_worker_pids(host)) & set(workers), 60, "the old workers to finish")
+    assert nginx_master_pid(host) == master
+    assert request(host, "/health/", name="files.test").status == 200
