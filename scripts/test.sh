@@ -14,7 +14,12 @@ if [ $# -gt 0 ]; then
   releases=12
 else
   runs=()
-  for f in molecule/*/molecule.yml; do s=${f#molecule/}; runs+=("${s%/molecule.yml}:12"); done
+  # Scenarios still being built (named in molecule/WIP, one per line) are not part of the suite.
+  for f in molecule/*/molecule.yml; do
+    s=${f#molecule/}; s=${s%/molecule.yml}
+    grep -qx "$s" molecule/WIP 2>/dev/null && { echo "skipping work-in-progress scenario $s" >&2; continue; }
+    runs+=("$s:12")
+  done
   for s in $DEB13_SCENARIOS; do runs+=("$s:13"); done
   releases="12 13"
 fi

@@ -1,5 +1,6 @@
 """Views of the demo: a page with a static file, a health check, sync and async views."""
 import asyncio
+import os
 import time
 
 from django.conf import settings
@@ -57,14 +58,45 @@ def sync_view(request):
     return JsonResponse({"view": "sync", "slept_ms": ms, **_identity(request)})
 
 
+# Requests of async_view in progress in this process. Under an ASGI server one worker runs many
+# at once on its event loop; a sync WSGI worker runs one request at a time, so it stays at 1
+# there (gthread: at most one per thread).
+_async_active = 0
+
+
 async def async_view(request):
-    """Concurrent I/O: ?n=N sleeps of ?ms=M each, awaited together (about one sleep in all)."""
+    """Concurrent I/O: ?n=N sleeps of ?ms=M each, awaited together (about one sleep in all).
+
+    Besides the elapsed time it reports what shows the concurrency without a clock:
+    max_in_flight, the most sleeps pending at once in this request (n when they overlap), and
+    worker_active_peak, the most requests of this view in progress at once in this process
+    while this one ran, with pid naming the process.
+    """
+    global _async_active
     n = _delay(request, "n", 10, 200)
     ms = _delay(request, "ms", 100, 5000)
+    in_flight = peak = 0
+
+    async def one_sleep():
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await asyncio.sleep(ms / 1000)
+        finally:
+            in_flight -= 1
+
+    _async_active += 1
+    worker_peak = _async_active
     started = time.monotonic()
-    await asyncio.gather(*(asyncio.sleep(ms / 1000) for _ in range(n)))
+    try:
+        await asyncio.gather(*(one_sleep() for _ in range(n)))
+        worker_peak = max(worker_peak, _async_active)
+    finally:
+        _async_active -= 1
     elapsed = round((time.monotonic() - started) * 1000)
-    return JsonResponse({"view": "async", "n": n, "ms": ms, "elapsed_ms": elapsed,
+    return JsonResponse({"view": "async", "n": n, "ms": ms, "elapsed_ms": elapsed, "max_in_flight": peak,
+                         "worker_active_peak": worker_peak, "pid": os.getpid(),
                          "version": settings.APP_VERSION, "host": settings.APP_HOSTNAME})
 
 

@@ -1,0 +1,315 @@
+"""PostgreSQL (role postgres) with the Django app on one live host: authentication, tuning,
+reload versus restart, the app's database path, backups and restores, bad input."""
+import re
+import shlex
+
+import pytest
+from pydeploy_testlib import child_pids, http_json, main_pid, recap_changed, run_playbook, wait_for
+from pydeploy_testlib.postgres import Cluster, app_psql, log_count, postmaster_start, run_tags, sql
+
+APP_SOCKET = "/run/gunicorn/demo.sock"
+GUNICORN = "gunicorn-demo.service"
+READY = "database system is ready to accept connections"
+DB_PLAYBOOK = "pydeploy.django_stack.db"
+# The scenario's inputs (molecule.yml): 3 Gunicorn workers on the one app host, 1024 MB for PostgreSQL.
+WORKERS, MEMORY_MB, RESERVED = 3, 1024, 20
+# A digest of the stored verifier: compared, never printed (a verifier can be attacked offline).
+VERIFIER_DIGEST = "SELECT encode(sha256(rolpassword::bytea), 'hex') FROM pg_authid WHERE rolname = 'demo'"
+
+
+@pytest.fixture(scope="module")
+def cluster(host):
+    return Cluster(host)
+
+
+def host_address(host):
+    return host.check_output("hostname -I").split()[0]
+
+
+def test_server_active_and_enabled(host, cluster):
+    assert cluster.status == "online"
+    assert host.service(cluster.unit).is_running
+    assert host.service(cluster.unit).is_enabled
+    assert host.service("postgresql.service").is_enabled
+    assert host.file(f"{cluster.conf_dir}/start.conf").content_string.split()[-1] == "auto"
+    assert sql(host, "SELECT 1") == "1"
+
+
+def test_cluster_is_utf8_with_checksums(host):
+    assert sql(host, "SHOW server_encoding") == "UTF8"
+    assert sql(host, "SHOW data_checksums") == "on"
+    row = sql(host, "SELECT pg_encoding_to_char(encoding), datcollate, datctype, pg_get_userbyid(datdba)"
+                    " FROM pg_database WHERE datname = 'demo'")
+    assert row == "UTF8|C.UTF-8|C.UTF-8|demo"
+    assert sql(host, "SELECT extname FROM pg_extension WHERE extname = 'pg_trgm'", db="demo") == "pg_trgm"
+
+
+def test_app_role_has_least_privilege(host):
+    row = sql(host, "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls"
+                    " FROM pg_roles WHERE rolname = 'demo'")
+    assert row == "t|f|f|f|f|f"
+    # Only the owner may connect to its database: PUBLIC lost CONNECT and TEMPORARY.
+    assert sql(host, "SELECT has_database_privilege('public', 'demo', 'CONNECT')") == "f"
+    assert sql(host, "SELECT has_database_privilege('demo', 'demo', 'CONNECT')") == "t"
+
+
+def test_password_stored_as_scram(host):
+    assert sql(host, "SHOW password_encryption") == "scram-sha-256"
+    assert sql(host, "SELECT rolpassword LIKE 'SCRAM-SHA-256$4096:%' FROM pg_authid WHERE rolname = 'demo'") == "t"
+
+
+def test_app_role_logs_in_over_the_socket_with_its_password(host):
+    result = app_psql(host, "host=/var/run/postgresql dbname=demo user=demo")
+    assert result.rc == 0 and result.stdout.strip() == "demo", result.stderr
+
+
+def test_app_role_logs_in_over_tcp_from_an_allowed_address_with_tls(host):
+    result = app_psql(host, "host=127.0.0.1 dbname=demo user=demo sslmode=require",
+                      "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+    assert result.rc == 0 and result.stdout.strip() == "demo|t", result.stderr
+    # TCP entries are hostssl: the same login without TLS is refused.
+    result = app_psql(host, "host=127.0.0.1 dbname=demo user=demo sslmode=disable")
+    assert result.rc != 0 and "no pg_hba.conf entry" in result.stderr
+
+
+def test_login_without_or_with_a_wrong_password_fails(host):
+    for conninfo in ("host=/var/run/postgresql dbname=demo user=demo", "host=127.0.0.1 dbname=demo user=demo"):
+        result = app_psql(host, conninfo, password=False)
+        assert result.rc != 0 and "no password supplied" in result.stderr, (conninfo, result.stderr)
+    result = host.run("PGPASSWORD=not-the-password psql -XAtqw 'host=127.0.0.1 dbname=demo user=demo' -c 'SELECT 1'")
+    assert result.rc != 0 and 'password authentication failed for user "demo"' in result.stderr
+
+
+def test_tcp_from_an_unlisted_address_is_refused(host, cluster):
+    # The server listens on the container's address too (postgres_listen_addresses), but that
+    # network is not in postgres_hba_app_networks.
+    address = host_address(host)
+    assert host.socket(f"tcp://{address}:{cluster.port}").is_listening
+    result = app_psql(host, f"host={address} dbname=demo user=demo")
+    assert result.rc != 0 and f'no pg_hba.conf entry for host "{address}"' in result.stderr
+
+
+def test_app_role_reaches_only_its_own_database(host):
+    result = app_psql(host, "host=/var/run/postgresql dbname=postgres user=demo")
+    assert result.rc != 0 and "no pg_hba.conf entry" in result.stderr
+
+
+def test_pg_hba_has_no_trust_and_starts_with_peer_for_postgres(host):
+    rules = sql(host, "SELECT type, array_to_string(database, ','), array_to_string(user_name, ','), auth_method,"
+                      " coalesce(error, '') FROM pg_hba_file_rules ORDER BY line_number").splitlines()
+    assert rules[0] == "local|all|postgres|peer|"
+    assert all(rule.split("|")[4] == "" for rule in rules), rules  # no parse error on any line
+    assert not [rule for rule in rules if rule.split("|")[3] in ("trust", "password")], rules
+    assert "local|demo|demo|scram-sha-256|" in rules
+    assert "hostssl|demo|demo|scram-sha-256|" in rules
+
+
+def test_settings_sized_from_memory_and_app_workers(host, cluster):
+    max_connections = WORKERS * 1 * 2 + RESERVED
+    shared_buffers = MEMORY_MB // 4
+    work_mem = max(4, (MEMORY_MB - shared_buffers) // (max_connections * 3))
+    expected = {
+        "max_connections": str(max_connections),
+        "shared_buffers": f"{shared_buffers}MB",
+        "effective_cache_size": f"{MEMORY_MB * 3 // 4}MB",
+        "work_mem": f"{work_mem}MB",
+        "maintenance_work_mem": "64MB",
+        "checkpoint_timeout": "15min",
+        "max_wal_size": "4GB",
+        "password_encryption": "scram-sha-256",
+    }
+    for name, value in expected.items():
+        assert sql(host, f"SHOW {name}") == value, name
+    # From the role's drop-in, as the running server reports it, with nothing left to apply.
+    source = sql(host, "SELECT sourcefile FROM pg_settings WHERE name = 'shared_buffers'")
+    assert source == f"{cluster.conf_dir}/conf.d/50-pydeploy.conf"
+    assert sql(host, "SELECT count(*) FROM pg_settings WHERE pending_restart") == "0"
+
+
+def test_django_migrated_against_postgresql(host):
+    applied = sql(host, "SELECT name FROM django_migrations WHERE app = 'demo' ORDER BY name", db="demo")
+    assert "0001_initial" in applied.splitlines()
+    assert sql(host, "SELECT tableowner FROM pg_tables WHERE tablename = 'demo_note'", db="demo") == "demo"
+    env = host.file("/etc/demo/env").content_string
+    assert "DJANGO_DB_ENGINE='postgresql'" in env and "DJANGO_DB_HOST='/var/run/postgresql'" in env
+
+
+def test_health_reports_the_database(host):
+    status, body = http_json(host, "/health/", unix=APP_SOCKET)
+    assert status == 200 and body["db"] == "ok" and body["db_vendor"] == "postgresql", body
+    # The app's persistent connections (CONN_MAX_AGE) are there, as the app role.
+    assert int(sql(host, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'demo'")) >= 1
+
+
+def test_health_follows_a_database_outage_without_restarting_gunicorn(host, cluster):
+    master = main_pid(host, GUNICORN)
+    workers = child_pids(host, master)
+    try:
+        assert host.run(f"systemctl stop {cluster.unit}").rc == 0
+        statuses = [http_json(host, "/health/", unix=APP_SOCKET) for _ in range(3 * WORKERS)]
+        assert {status for status, _ in statuses} == {503}, statuses
+        assert {body["db"] for _, body in statuses} == {"error"}
+    finally:
+        assert host.run(f"systemctl start {cluster.unit}").rc == 0
+    wait_for(lambda: http_json(host, "/health/", unix=APP_SOCKET)[0] == 200, 60, "/health/ back to 200")
+    # Every worker reconnects by itself (CONN_HEALTH_CHECKS): no 503 once the server is back.
+    statuses = {http_json(host, "/health/", unix=APP_SOCKET)[0] for _ in range(6 * WORKERS)}
+    assert statuses == {200}
+    assert main_pid(host, GUNICORN) == master
+    assert child_pids(host, master) == workers
+
+
+def test_reload_only_changes_apply_without_a_restart(host, cluster):
+    started = postmaster_start(host)
+    ready = log_count(host, cluster, READY)
+    verifier = sql(host, VERIFIER_DIGEST)
+    address = host_address(host)
+    # A reload-only setting, and one extra pg_hba.conf entry given without restating the defaults.
+    extra = {"postgres_work_mem": "12MB",
+             "postgres_hba_entries": [{"type": "hostssl", "database": "demo", "user": "demo",
+                                       "address": f"{address}/32", "method": "scram-sha-256"}]}
+    result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service", "postgres_databases"], extra)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "RUNNING HANDLER [pydeploy.django_stack.postgres : Postgres reload]" in result.stdout
+    assert "Postgres restart" not in result.stdout
+    assert sql(host, "SHOW work_mem") == "12MB"
+    # The new entry admits the app role from that address; the defaults still apply.
+    result = app_psql(host, f"host={address} dbname=demo user=demo sslmode=require")
+    assert result.rc == 0 and result.stdout.strip() == "demo", result.stderr
+    assert app_psql(host, "host=/var/run/postgresql dbname=demo user=demo").rc == 0
+    assert postmaster_start(host) == started
+    assert log_count(host, cluster, READY) == ready
+    # The same password again: the stored verifier (its salt included) is untouched.
+    assert sql(host, VERIFIER_DIGEST) == verifier
+
+
+def test_restart_only_setting_restarts_exactly_once(host, cluster):
+    started = postmaster_start(host)
+    ready = log_count(host, cluster, READY)
+    try:
+        result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service"], {"postgres_shared_buffers": "160MB"})
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert sql(host, "SHOW shared_buffers") == "160MB"
+        # The previous test's changes are reverted by the same run (a reload).
+        assert sql(host, "SHOW work_mem") != "12MB"
+        assert app_psql(host, f"host={host_address(host)} dbname=demo user=demo").rc != 0
+        assert postmaster_start(host) != started
+        assert log_count(host, cluster, READY) == ready + 1
+        assert sql(host, "SELECT count(*) FROM pg_settings WHERE pending_restart") == "0"
+    finally:
+        # Back to the converged state for the tests that follow (one more restart).
+        result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service"])
+        assert result.returncode == 0, result.stdout[-3000:]
+    assert sql(host, "SHOW shared_buffers") == f"{MEMORY_MB // 4}MB"
+    wait_for(lambda: http_json(host, "/health/", unix=APP_SOCKET)[0] == 200, 60, "/health/ after the restarts")
+
+
+@pytest.mark.parametrize("bad, verdict", [
+    ({"postgres_settings": {"shared_buffers": "1XB"}}, 'invalid value for parameter "shared_buffers"'),
+    ({"postgres_hba_entries": [{"type": "host", "database": "all", "user": "demo", "address": "10.1.0.0/16",
+                                "method": "ldap"}]}, 'authentication method "ldap" requires argument'),
+], ids=["settings", "pg_hba"])
+def test_configuration_postgresql_rejects_is_never_loaded(host, cluster, bad, verdict):
+    files = [f"{cluster.conf_dir}/conf.d/50-pydeploy.conf", f"{cluster.conf_dir}/pg_hba.conf"]
+    before = {path: host.file(path).sha256sum for path in files}
+    loaded = sql(host, "SELECT pg_conf_load_time()")
+    result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service"], bad)
+    assert result.returncode != 0
+    assert "PostgreSQL rejected the new configuration" in result.stdout, result.stdout[-3000:]
+    assert verdict in result.stdout, result.stdout[-3000:]
+    # The previous files are back, no reload happened, no backup copy is left behind.
+    assert {path: host.file(path).sha256sum for path in files} == before
+    assert sql(host, "SELECT pg_conf_load_time()") == loaded
+    assert host.run(f"find {cluster.conf_dir} -name '*~'").stdout.strip() == ""
+    assert host.service(cluster.unit).is_running
+
+
+def add_notes(host, count):
+    code = f"from demo.models import Note; Note.objects.bulk_create(Note(text=f'note {{i}}') for i in range({count}))"
+    result = host.run(f"runuser -u demo -- /srv/demo/bin/manage shell -c {shlex.quote(code)}")
+    assert result.rc == 0, result.stderr
+
+
+def dumps(host, prefix):
+    listing = host.check_output(f"ls -1 /var/backups/postgresql | grep -E '^{prefix}-.*[.](pgc|sql)$' || true")
+    return sorted(listing.split())
+
+
+def test_backup_timer_is_scheduled_and_hardened(host):
+    timer = host.service("postgres-backup.timer")
+    assert timer.is_enabled and timer.is_running
+    assert host.run("systemctl show -p NextElapseUSecRealtime --value postgres-backup.timer").stdout.strip()
+    assert host.run("systemctl show -p User --value postgres-backup.service").stdout.strip() == "postgres"
+    backup_dir = host.file("/var/backups/postgresql")
+    assert backup_dir.user == "postgres" and backup_dir.mode == 0o700
+    result = host.run("systemd-analyze security --no-pager --threshold=20 postgres-backup.service")
+    exposure = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    assert exposure, result.stdout[-500:]
+    print(f"systemd-analyze security exposure of postgres-backup.service: {exposure.group(1)}")
+    assert result.rc == 0
+
+
+def test_backup_run_produces_a_dump_that_restores(host):
+    add_notes(host, 37)
+    rows = sql(host, "SELECT count(*) FROM demo_note", db="demo")
+    assert int(rows) >= 37
+    before = dumps(host, "demo")
+    assert host.run("systemctl start postgres-backup.service").rc == 0
+    assert host.run("systemctl show -p Result --value postgres-backup.service").stdout.strip() == "success"
+    new = sorted(set(dumps(host, "demo")) - set(before))
+    assert len(new) == 1, new
+    dump = host.file(f"/var/backups/postgresql/{new[0]}")
+    assert dump.user == "postgres" and dump.mode == 0o600
+    assert dumps(host, "globals")
+    try:
+        result = run_playbook("pydeploy.django_stack.restore",
+                              {"postgres_restore_database": "demo_restore_check", "postgres_restore_from": "demo"})
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert sql(host, "SELECT count(*) FROM demo_note", db="demo_restore_check") == rows
+        owner = sql(host, "SELECT tableowner FROM pg_tables WHERE tablename = 'demo_note'", db="demo_restore_check")
+        assert owner == "demo"
+        # An existing database is left alone unless replacing it is asked for.
+        sql(host, "INSERT INTO demo_note (text, created) VALUES ('only in the copy', now())", db="demo_restore_check")
+        restore = {"postgres_restore_database": "demo_restore_check", "postgres_restore_from": "demo"}
+        result = run_playbook("pydeploy.django_stack.restore", restore)
+        assert result.returncode != 0 and "postgres_restore_replace" in result.stdout
+        assert sql(host, "SELECT count(*) FROM demo_note", db="demo_restore_check") == str(int(rows) + 1)
+        result = run_playbook("pydeploy.django_stack.restore", {**restore, "postgres_restore_replace": True})
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert sql(host, "SELECT count(*) FROM demo_note", db="demo_restore_check") == rows
+    finally:
+        sql(host, "DROP DATABASE IF EXISTS demo_restore_check")
+
+
+def test_backup_retention_keeps_the_newest_by_count(host):
+    for _ in range(3):
+        assert host.run("systemctl start postgres-backup.service").rc == 0
+    kept = dumps(host, "demo")
+    assert len(kept) == 2, kept  # postgres_backup_keep: 2 in this scenario
+    assert len(dumps(host, "globals")) == 2
+    assert not host.run("ls -A /var/backups/postgresql | grep -F .partial").stdout
+    # The newest one is among them: it holds the notes added last.
+    newest = kept[-1]
+    listing = host.check_output(f"runuser -u postgres -- pg_restore --list /var/backups/postgresql/{newest}")
+    assert "TABLE DATA public demo_note" in listing
+
+
+@pytest.mark.parametrize("bad, evidence", [
+    ({"postgres_hba_entries": [{"type": "host", "database": "all", "user": "all", "address": "10.0.0.0/8",
+                                "method": "bogus"},
+                               {"type": "local", "database": "all", "user": "all", "method": "trust"}]},
+     ["got: bogus found in postgres_hba_entries", "got: trust found in postgres_hba_entries"]),
+    ({"postgres_users": [{"name": "demo", "password": "x"}, {"name": "nopassword"}]},
+     ["postgres_users", "missing for ['nopassword']"]),
+], ids=["unknown-or-trust-hba-method", "missing-password"])
+def test_bad_input_fails_before_any_change(host, bad, evidence):
+    # A new database too, so that any task that ran would change something.
+    databases = [{"name": "demo", "owner": "demo", "extensions": ["pg_trgm"]},
+                 {"name": "never_created", "owner": "postgres"}]
+    result = run_playbook(DB_PLAYBOOK, {"postgres_databases": databases, **bad})
+    assert result.returncode != 0, bad
+    for text in evidence:
+        assert text in result.stdout, result.stdout[-2000:]
+    assert recap_changed(result.stdout) == 0, result.stdout[-2000:]
+    assert sql(host, "SELECT count(*) FROM pg_database WHERE datname = 'never_created'") == "0"
+    assert sql(host, "SELECT count(*) FROM pg_roles WHERE rolname = 'nopassword'") == "0"

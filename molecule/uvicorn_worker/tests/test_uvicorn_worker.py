@@ -1,0 +1,246 @@
+"""ASGI on a live host: Gunicorn managing Uvicorn workers (app demo) and standalone Uvicorn (app solo).
+
+HTTP, WebSockets (echo, 50 at once, server pushes, refused handshakes), async concurrency,
+reloads and restarts with open sockets and traffic, the settings reaching the workers, bad input.
+Traffic runs inside the container against the unix sockets (and loopback for nginx).
+"""
+import json
+import re
+import shlex
+import uuid
+
+import pytest
+from pydeploy_testlib import Load, http_get, http_json, main_pid, recap_changed, run_playbook, wait_for
+from pydeploy_testlib.asgi import WsHold, run_tagged, venv_python, worker_pids, ws_run
+
+WORKERS = 2  # uvicorn_worker_workers in molecule.yml
+MODES = {
+    "gunicorn": {"app": "demo", "service": "gunicorn-demo.service", "socket_unit": "gunicorn-demo.socket",
+                 "sock": "/run/gunicorn/demo.sock", "type": "notify"},
+    "standalone": {"app": "solo", "service": "uvicorn-solo.service", "socket_unit": "uvicorn-solo.socket",
+                   "sock": "/run/uvicorn/solo.sock", "type": "exec"},
+}
+
+
+@pytest.fixture(params=sorted(MODES))
+def mode(request):
+    return {"name": request.param, **MODES[request.param]}
+
+
+def unix(mode):
+    return ["--unix", mode["sock"]]
+
+
+def test_units_run_with_socket_activation(host, mode):
+    service = host.service(mode["service"])
+    assert service.is_running and service.is_enabled
+    assert host.run(f"systemctl show -p Type --value {mode['service']}").stdout.strip() == mode["type"]
+    assert host.service(mode["socket_unit"]).is_running
+    sock = host.file(mode["sock"])
+    assert sock.is_socket and sock.group == "www-data" and sock.mode == 0o660
+
+
+def test_gunicorn_mode_composes_the_gunicorn_role(host):
+    conf = host.file("/etc/gunicorn/demo.conf.py").content_string
+    assert 'wsgi_app = "demo.asgi:application"' in conf
+    assert 'worker_class = "pydeploy_uvicorn_worker.UvicornWorker"' in conf
+    # No standalone units for the demo: the gunicorn role's units serve it.
+    assert not host.file("/etc/systemd/system/uvicorn-demo.service").exists
+
+
+def test_workers_run_uvicorn_with_the_configured_loop_and_parser(host, mode):
+    master = main_pid(host, mode["service"])
+    workers = worker_pids(host, master)
+    assert len(workers) == WORKERS
+    for pid in workers:
+        maps = host.run(f"cat /proc/{pid}/maps").stdout
+        # uvicorn_worker_loop: uvloop, uvicorn_worker_http: httptools, loaded in every worker.
+        assert re.search(r"/uvloop/loop\.cpython-[^/]*\.so", maps), pid
+        assert re.search(r"/httptools/parser/parser\.cpython-[^/]*\.so", maps), pid
+        assert host.process.get(pid=pid).user == mode["app"]
+        status = host.file(f"/proc/{pid}/status").content_string
+        assert re.search(r"^CapEff:\s+0+$", status, re.M)
+        assert re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+
+
+def test_standalone_unit_sandbox_exposure(host):
+    result = host.run("systemd-analyze security --no-pager --threshold=20 uvicorn-solo.service")
+    exposure = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    assert exposure, result.stdout[-500:]
+    print(f"systemd-analyze security exposure (standalone uvicorn): {exposure.group(1)}")
+    assert result.rc == 0, f"exposure {exposure.group(1)} is above 2.0"
+
+
+def test_http_views_under_asgi(host, mode):
+    status, body = http_json(host, "/health/", unix=mode["sock"])
+    assert status == 200 and body["status"] == "ok" and body["db"] == "ok"
+    status, body = http_json(host, "/sync/?ms=20", unix=mode["sock"])
+    assert status == 200 and body["view"] == "sync" and body["slept_ms"] == 20
+    status, _, page = http_get(host, "/", unix=mode["sock"])
+    assert status == 200 and re.search(r'href="/static/demo/site\.[0-9a-f]+\.css"', page)
+
+
+def test_fifty_websockets_held_open_at_once_all_echo(host, mode):
+    result = ws_run(host, venv_python(mode["app"]), "echo", unix(mode), "--connections", 50, "--messages", 3)
+    print("50 WebSockets:", json.dumps(result))
+    assert result["errors"] == {}, result
+    assert result["opened"] == 50 and result["open_at_once"] == 50
+    assert result["echoed"] == 150 and result["echo_failures"] == 0
+    assert result["closed_normally"] == 50
+    assert {int(pid) for pid in result["pids"]} <= set(worker_pids(host, main_pid(host, mode["service"])))
+
+
+def test_server_pushes_while_echoing(host, mode):
+    path = "/ws/echo/?pings=5&ping_ms=50"
+    result = ws_run(host, venv_python(mode["app"]), "echo", unix(mode), "--path", path, "--connections", 4,
+                    "--messages", 5, "--pings", 5)
+    assert result["errors"] == {}, result
+    assert result["pings"] == 20 and result["echoed"] == 20 and result["ping_pids_match"]
+
+
+@pytest.mark.parametrize("args, accepted, status", [
+    (["--origin", "https://evil.example"], False, 403),
+    (["--origin", "null"], False, 403),
+    (["--host-header", "evil.example"], False, 403),
+    (["--path", "/ws/nope/"], False, 404),
+    (["--origin", "https://localhost"], True, 101),
+    ([], True, 101),
+], ids=["foreign-origin", "null-origin", "foreign-host", "unknown-path", "same-site-origin", "no-origin"])
+def test_handshake_checks_origin_and_host(host, mode, args, accepted, status):
+    result = ws_run(host, venv_python(mode["app"]), "handshake", unix(mode), *args)
+    assert result["accepted"] is accepted and result["status"] == status, result
+
+
+def test_async_view_sleeps_concurrently(host, mode):
+    n, ms = 20, 200
+    status, body = http_json(host, f"/async/?n={n}&ms={ms}", unix=mode["sock"])
+    assert status == 200 and body["view"] == "async"
+    print(f"async view, {n} sleeps of {ms} ms: {body['elapsed_ms']} ms")
+    # All sleeps pending at once; done in far less than n sleeps one after another take.
+    assert body["max_in_flight"] == n
+    assert body["elapsed_ms"] < n * ms
+
+
+def test_one_worker_serves_overlapping_async_requests(host, mode):
+    # 12 requests at once on 2 workers: a WSGI worker would take them one at a time.
+    cmd = (f"for i in $(seq 12); do curl -sS --max-time 30 --unix-socket {shlex.quote(mode['sock'])} "
+           "'http://localhost/async/?n=1&ms=1500' & done; wait")
+    bodies = [json.loads(line) for line in re.findall(r"\{[^{}]*\}", host.run(cmd).stdout)]
+    assert len(bodies) == 12, bodies
+    peaks = {}
+    for body in bodies:
+        peaks[body["pid"]] = max(peaks.get(body["pid"], 0), body["worker_active_peak"])
+    print("async requests in progress at once, per worker:", peaks)
+    assert set(peaks) <= set(worker_pids(host, main_pid(host, mode["service"])))
+    assert max(peaks.values()) >= 2
+
+
+def test_settings_checker_refuses_what_uvicorn_refuses(host):
+    checker = "/usr/local/lib/pydeploy-uvicorn/pydeploy_uvicorn_worker.py"
+    python = venv_python("demo")
+    ok = host.run(f"{python} {checker} --check " + shlex.quote('{"loop": "uvloop", "ws": "websockets-sansio"}'))
+    assert ok.rc == 0, ok.stderr
+    for bad in ('{"ws": "wsproto"}', '{"headers": "x"}', '{"bogus": 1}', '{"workers": 3}'):
+        result = host.run(f"{python} {checker} --check {shlex.quote(bad)}")
+        assert result.rc == 1 and "invalid Uvicorn settings" in result.stderr, (bad, result.stderr)
+
+
+def reload_with_open_sockets(host, mode, action):
+    """`systemctl <action>` while WebSockets are open and HTTP load runs; returns what happened."""
+    master = main_pid(host, mode["service"])
+    before = worker_pids(host, master)
+    python = venv_python(mode["app"])
+    with Load(host, unix=mode["sock"], concurrency=4, duration=90) as load:
+        with WsHold(host, python, unix(mode), connections=10) as hold:
+            assert set(hold.pids_before) <= set(before)
+            assert host.run(f"systemctl {action} {mode['service']}").rc == 0
+            new_master = main_pid(host, mode["service"])
+            wait_for(lambda: len(set(worker_pids(host, new_master)) - set(before)) >= WORKERS, 60, "new workers")
+            wait_for(lambda: not set(worker_pids(host, new_master)) & set(before), 60, "old workers to exit")
+    after = worker_pids(host, main_pid(host, mode["service"]))
+    print(f"{mode['name']} {action} under load:", json.dumps(load.result))
+    print(f"{mode['name']} {action} with open WebSockets:", json.dumps(hold.result))
+    return master, before, after, load.result, hold.result
+
+
+def test_reload_keeps_master_replaces_workers_closes_websockets_with_1012(host, mode):
+    master, before, after, load, hold = reload_with_open_sockets(host, mode, "reload")
+    assert main_pid(host, mode["service"]) == master
+    assert len(after) == WORKERS and not set(after) & set(before)
+    assert load["failed"] == 0 and load["ok"] > 0, load
+    # Every socket got a close frame with 1012 (service restart) from the server: a reset (no
+    # close frame) or a worker killed after graceful_timeout could not send one.
+    assert hold["closes"] == {"1012": 10} and hold["closed_by_server"] == 10, hold
+    assert hold["reconnect"]["echo_ok"] and hold["reconnect"]["pid"] in after, hold
+
+
+def test_restart_drops_no_request_and_closes_websockets_with_1012(host, mode):
+    master, before, after, load, hold = reload_with_open_sockets(host, mode, "restart")
+    assert main_pid(host, mode["service"]) != master
+    assert load["failed"] == 0 and load["ok"] > 0, load
+    assert hold["closes"] == {"1012": 10}, hold
+    assert hold["reconnect"]["echo_ok"] and hold["reconnect"]["pid"] in after, hold
+
+
+def test_bad_input_fails_before_any_change(host):
+    for bad, name in (({"uvicorn_worker_loop": "trio"}, "uvicorn_worker_loop"),
+                      ({"uvicorn_worker_config": {"workers": 8}}, "uvicorn_worker_config"),
+                      ({"uvicorn_worker_graceful_timeout": 60, "uvicorn_worker_timeout_stop_sec": 30},
+                       "uvicorn_worker_timeout_stop_sec"),
+                      ({"pydeploy_app_server": "uwsgi"}, "pydeploy_app_server")):
+        # A new release too, so that any task that ran would change something.
+        result = run_playbook("pydeploy.django_stack.app", {**bad, "python_app_release": "never-built"})
+        assert result.returncode != 0, bad
+        assert name in result.stdout, result.stdout[-2000:]
+        assert recap_changed(result.stdout) == 0, result.stdout[-2000:]
+    assert not host.file("/srv/demo/releases/never-built").exists
+
+
+def test_changed_uvicorn_settings_reach_new_workers_by_reload(host):
+    master = main_pid(host, "gunicorn-demo.service")
+    before = worker_pids(host, master)
+    generation = uuid.uuid4().hex[:8]
+    # Only the server roles run (the release is unchanged): what an operator changing a setting runs.
+    result = run_tagged("pydeploy.django_stack.app", ["uvicorn_worker", "gunicorn"],
+                        {"uvicorn_worker_config": {"headers": [["X-Pydeploy-Uvicorn", generation]]}})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"RUNNING HANDLER \[[^\]]*Gunicorn reload\]", result.stdout), result.stdout[-3000:]
+    # A reload, not a restart: same master, new workers with the new settings.
+    assert main_pid(host, "gunicorn-demo.service") == master
+    wait_for(lambda: not set(worker_pids(host, master)) & set(before), 60, "old workers to exit")
+    _, headers, _ = http_get(host, "/health/", unix="/run/gunicorn/demo.sock")
+    assert re.search(rf"^x-pydeploy-uvicorn: {generation}\r?$", headers, re.M | re.I), headers
+
+
+NGINX = {"gunicorn": {"name": "localhost", "cert": "/etc/nginx/tls/demo/fullchain.pem"},
+         "standalone": {"name": "solo.test", "cert": "/etc/nginx/tls/solo/fullchain.pem"}}
+
+
+def through_nginx(mode):
+    """wss:// to nginx on loopback, the site's name as Host and TLS server name, its certificate verified."""
+    site = NGINX[mode["name"]]
+    return ["--url", "wss://127.0.0.1:443", "--host-header", site["name"], "--cafile", site["cert"]]
+
+
+def test_fifty_websockets_through_nginx_over_tls(host, mode):
+    result = ws_run(host, venv_python(mode["app"]), "echo", through_nginx(mode), "--connections", 50, "--messages", 3)
+    print("50 WebSockets through nginx over TLS:", json.dumps(result))
+    assert result["errors"] == {}, result
+    assert result["opened"] == 50 and result["open_at_once"] == 50
+    assert result["echoed"] == 150 and result["echo_failures"] == 0 and result["closed_normally"] == 50
+    # Uvicorn took scheme and client from nginx's X-Forwarded-Proto / X-Forwarded-For.
+    assert result["hello"]["scheme"] == "wss" and result["hello"]["client"] == "127.0.0.1", result["hello"]
+
+
+def test_cross_site_origin_refused_through_nginx(host, mode):
+    python, target = venv_python(mode["app"]), through_nginx(mode)
+    refused = ws_run(host, python, "handshake", target, "--origin", "https://evil.example")
+    assert refused == {"accepted": False, "status": 403}, refused
+    same_site = ws_run(host, python, "handshake", target, "--origin", f"https://{NGINX[mode['name']]['name']}")
+    assert same_site["accepted"] is True, same_site
+
+
+def test_http_through_nginx_over_tls(host, mode):
+    site = NGINX[mode["name"]]
+    status, body = http_json(host, "/health/", url="https://127.0.0.1", host_header=site["name"])
+    assert status == 200 and body["status"] == "ok" and body["secure"] is True, body

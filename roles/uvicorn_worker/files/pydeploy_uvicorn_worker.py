@@ -1,0 +1,159 @@
+"""Uvicorn for pydeploy.django_stack.uvicorn_worker: Gunicorn worker class, standalone entry, settings check.
+
+The role installs this file outside the app's releases and runs it with a release's interpreter.
+
+Gunicorn mode: Gunicorn's `pythonpath` names this directory and
+`worker_class = "pydeploy_uvicorn_worker.UvicornWorker"`. Gunicorn imports the module once, in
+the master, and a reload (HUP) re-reads gunicorn.conf.py but never re-imports a module, so the
+Uvicorn settings are not written into the class: they travel in gunicorn.conf.py itself
+(`raw_env = ["PYDEPLOY_UVICORN_CONFIG=<json>"]`, re-read on every HUP) and every worker reads
+them when the master creates it. A HUP applies changed settings to the new workers.
+
+Standalone mode: `python pydeploy_uvicorn_worker.py serve <uvicorn arguments>` is Uvicorn's own
+command line and supervisor (`--fd 3 --workers N ...`), with two corrections: the server below,
+and workers spawned with this release's interpreter rather than through the `current` link.
+
+Both modes use a Uvicorn server whose shutdown does not reset the connections it accepted last
+(see _Server). `--check JSON` builds a uvicorn.Config with the settings before they go live
+(unknown keys, wrong values and implementations that are not installed fail with status 1).
+"""
+import asyncio
+import json
+import os
+import sys
+
+ENV = "PYDEPLOY_UVICORN_CONFIG"
+# Settings Gunicorn owns in gunicorn mode (listening sockets, processes, app, logging).
+OWNED_BY_GUNICORN = frozenset({
+    "app", "host", "port", "uds", "fd", "workers", "reload", "reload_dirs", "reload_includes", "reload_excludes",
+    "reload_delay", "env_file", "log_config", "callback_notify", "timeout_notify", "factory", "backlog",
+})
+
+try:
+    from uvicorn.server import Server
+except ImportError:  # pragma: no cover - the role checks the packages before it runs this file
+    Server = None
+
+try:
+    from gunicorn.arbiter import Arbiter
+    from uvicorn_worker import UvicornWorker as _UvicornWorker
+except ImportError:  # standalone mode: no Gunicorn, no uvicorn-worker
+    _UvicornWorker = None
+
+
+def settings_from(raw):
+    """The Uvicorn settings (keyword arguments of uvicorn.Config) from their JSON text."""
+    settings = json.loads(raw or "{}")
+    if not isinstance(settings, dict):
+        raise ValueError(f"{ENV} must hold a JSON object, not {type(settings).__name__}")
+    owned = sorted(OWNED_BY_GUNICORN & settings.keys())
+    if owned:
+        raise ValueError(f"{ENV}: {', '.join(owned)} are Gunicorn's settings in this mode, not Uvicorn's")
+    return settings
+
+
+def check(raw):
+    """Build and load a uvicorn.Config with the settings, as a worker would."""
+    from uvicorn.config import Config
+
+    async def probe(scope, receive, send):  # stands in for the app: only the settings are checked
+        raise RuntimeError("not served")
+
+    settings = settings_from(raw)
+    config = Config(app=probe, log_config=None, **settings)  # TypeError on an unknown setting
+    config.load()  # imports the http, ws and lifespan implementations
+    config.get_loop_factory()  # imports the event loop (uvloop)
+    return {name: getattr(config, name) for name in sorted(settings)}
+
+
+if Server is not None:
+
+    class _Server(Server):
+        """Uvicorn's server, with a shutdown that does not reset connections it has just accepted.
+
+        Uvicorn's shutdown stops listening and at once closes every connection without a request
+        in progress, including one accepted a moment ago whose request is not read yet: that
+        client (nginx) gets a reset, a 502, at a reload, a restart or a worker recycle. Stopping
+        to accept first and giving the loop a moment to read those requests turns them into
+        requests in progress, which the shutdown lets finish (with Connection: close).
+        """
+
+        ACCEPTED_GRACE = 0.5  # seconds
+
+        async def shutdown(self, sockets=None):
+            for server in self.servers:
+                server.close()
+            await asyncio.sleep(self.ACCEPTED_GRACE)
+            await super().shutdown(sockets=sockets)
+
+
+if _UvicornWorker is not None:
+
+    class UvicornWorker(_UvicornWorker):
+        """uvicorn_worker.UvicornWorker with the role's settings, read anew for every worker."""
+
+        def __init__(self, age, ppid, sockets, app, timeout, cfg, log):
+            # Gunicorn sets raw_env in the master's environment too; cfg.env is read first so
+            # that a worker always gets the settings of the configuration it was spawned from.
+            raw = (cfg.env or {}).get(ENV) or os.environ.get(ENV)
+            self.CONFIG_KWARGS = {**_UvicornWorker.CONFIG_KWARGS, **settings_from(raw)}
+            super().__init__(age, ppid, sockets, app, timeout, cfg, log)
+
+        async def _serve(self):
+            # uvicorn_worker.UvicornWorker._serve of uvicorn-worker 0.4.0, with the server above.
+            self.config.app = self.wsgi
+            server = _Server(config=self.config)
+            self._install_sigquit_handler()
+            await server.serve(sockets=self.sockets)
+            if not server.started:
+                sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+
+def _use_server_in_standalone_uvicorn():
+    """Make Uvicorn's CLI and supervisor build _Server. Runs in the supervisor and, as the
+    supervisor's spawned workers import this file again as __mp_main__, in every worker."""
+    import uvicorn.main
+    import uvicorn.supervisors.multiprocess
+
+    uvicorn.main.Server = _Server
+    uvicorn.supervisors.multiprocess.Server = _Server
+
+
+if __name__ == "__mp_main__" and Server is not None:
+    _use_server_in_standalone_uvicorn()
+
+
+def serve(argv):
+    """Standalone mode: Uvicorn's own command line (`uvicorn ARGS`) with _Server."""
+    # Workers are spawned: new interpreters that take the supervisor's executable and sys.path.
+    # Started through the `current` link, both would name whatever release `current` points to
+    # when a worker starts (after a crash, at a HUP), not the release the supervisor runs: run
+    # as this release's own interpreter (same pid, the systemd socket stays fd 3).
+    bindir = os.path.realpath(os.path.dirname(sys.executable))
+    python = os.path.join(bindir, os.path.basename(sys.executable))
+    if python != sys.executable:
+        os.execv(python, [python, os.path.abspath(__file__), "serve", *argv])
+
+    import uvicorn.main
+
+    _use_server_in_standalone_uvicorn()
+    return uvicorn.main.main(argv, prog_name="uvicorn")
+
+
+def main(argv):
+    if argv[:1] == ["serve"]:
+        return serve(argv[1:])
+    if len(argv) != 2 or argv[0] != "--check":
+        print(f"usage: {os.path.basename(__file__)} --check JSON | serve UVICORN-ARGS...", file=sys.stderr)
+        return 2
+    try:
+        effective = check(argv[1])
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure (uvicorn exits on some) rejects them
+        print(f"invalid Uvicorn settings: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(effective, default=str, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
