@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# The main job: deploy the demo Django app with the collection's own roles into a local
-# systemd container, wait until it is healthy, and say how to reach it.
-#   scripts/demo.sh up      prepare the machine if needed, create the container, deploy, wait
-#   scripts/demo.sh down    remove the container
-# Environment: PYDEPLOY_DEMO_PORT (default 8000, published on 127.0.0.1 only),
-#              PYDEPLOY_DEBIAN (12 or 13, default 12).
+# The main job: bring the whole stack up locally with the collection's own site.yml, in the
+# single-box layout (one systemd container in the db, app and web groups: PostgreSQL, the demo
+# Django app under Gunicorn with Uvicorn workers, nginx with TLS in front), wait until /health/
+# answers through nginx and say what to try.
+#   scripts/demo.sh up      prepare the machine if needed, create the container, run site.yml, wait
+#   scripts/demo.sh down    remove the container and the demo's local state
+# The three-tier layout (web, app1, app2, db) is the Molecule scenario `stack`
+# (scripts/test.sh stack); the same site.yml converges both.
+# Environment: PYDEPLOY_DEMO_HTTP_PORT (8080) and PYDEPLOY_DEMO_HTTPS_PORT (8443), published on
+#              127.0.0.1 only; PYDEPLOY_DEBIAN (12 or 13, default 12).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PYDEPLOY_ROOT"
 
 name=pydeploy-demo
-port=${PYDEPLOY_DEMO_PORT:-8000}
+http_port=${PYDEPLOY_DEMO_HTTP_PORT:-8080}
+https_port=${PYDEPLOY_DEMO_HTTPS_PORT:-8443}
 release=${PYDEPLOY_DEBIAN:-12}
-image=${PYDEPLOY_IMAGE_PREFIX:-pydeploy/debian-systemd}:$release
 state=$PYDEPLOY_ROOT/.cache/demo
 
 down() {
@@ -29,33 +33,55 @@ up() {
   source "$PYDEPLOY_VENV/bin/activate"
   export ANSIBLE_COLLECTIONS_PATH=$PYDEPLOY_COLLECTIONS_PATH
 
-  say "step 2/4: starting the systemd container $name (port $port on 127.0.0.1)"
+  say "step 2/4: starting the systemd container $name (nginx on 127.0.0.1:$http_port and :$https_port)"
   if ! docker inspect "$name" >/dev/null 2>&1; then
-    docker run -d --name "$name" --hostname "$name" \
-      --cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
-      --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
-      --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
-      -v "$PYDEPLOY_CACHE_DIR/apt-$release:/var/cache/apt/archives:rw" \
-      -v "$PYDEPLOY_CACHE_DIR/pip:/root/.cache/pip:rw" \
-      -p "127.0.0.1:$port:8000" "$image" >/dev/null
+    run_systemd_container "$name" "$release" -p "127.0.0.1:$http_port:$http_port" -p "127.0.0.1:$https_port:$https_port"
   fi
-  docker exec "$name" systemctl is-system-running --wait >/dev/null || true
 
+  # The demo's database password: made once, kept out of git and readable by root only.
   mkdir -p "$state"
+  chmod 0700 "$state"
+  [ -s "$state/db-password" ] || (umask 077; openssl rand -hex 24 >"$state/db-password")
   local ca
   ca=$(host_extra_ca_b64)
   cat >"$state/inventory.yml" <<YAML
+# Written by scripts/demo.sh: the single-box layout of inventories/single, in a local container.
 all:
   children:
+    db:
+      hosts:
+        $name:
     app:
       hosts:
         $name:
-          ansible_connection: community.docker.docker
+    web:
+      hosts:
+        $name:
   vars:
-    # Reach Gunicorn from the host through the published port (nginx takes this job in the full stack).
-    gunicorn_bind_tcp: ["0.0.0.0:8000"]
-    gunicorn_forwarded_allow_ips: ["127.0.0.1"]
+    ansible_connection: community.docker.docker
+    # ASGI workers, so that /ws/echo/ works next to the plain views.
+    pydeploy_app_server: uvicorn_worker
+    gunicorn_workers: 2
     python_app_allowed_hosts: [localhost, 127.0.0.1]
+    python_app_csrf_trusted_origins: ["https://localhost:$https_port", "https://127.0.0.1:$https_port"]
+    python_app_database:
+      engine: postgresql
+      name: demo
+      user: demo
+      host: /var/run/postgresql
+    python_app_database_password: "{{ lookup('ansible.builtin.file', '$state/db-password') }}"
+    postgres_users:
+      - name: demo
+        password: "{{ lookup('ansible.builtin.file', '$state/db-password') }}"
+    postgres_databases:
+      - name: demo
+        owner: demo
+    # nginx listens on the published ports themselves, so its redirects name the right port.
+    nginx_http_port: $http_port
+    nginx_https_port: $https_port
+    nginx_sites:
+      - name: demo
+        server_names: [localhost, 127.0.0.1]
     # Docker here cannot give the service its own user namespace.
     gunicorn_private_users: false
     # Behind a TLS-re-signing proxy: trust its CA (empty when the host has none).
@@ -64,24 +90,27 @@ all:
     python_app_pip_cert: "{{ '/etc/ssl/certs/ca-certificates.crt' if __demo_ca | length > 0 else '' }}"
 YAML
 
-  say "step 3/4: deploying with ansible-playbook pydeploy.django_stack.app"
-  ansible-playbook -i "$state/inventory.yml" pydeploy.django_stack.app
+  say "step 3/4: ansible-playbook pydeploy.django_stack.site (PostgreSQL, app, static, nginx)"
+  ansible-playbook -i "$state/inventory.yml" pydeploy.django_stack.site
 
-  say "step 4/4: waiting for /health/"
+  say "step 4/4: waiting for /health/ through nginx (https://127.0.0.1:$https_port/health/)"
   for _ in $(seq 60); do
-    if curl -fsS "http://127.0.0.1:$port/health/" >"$state/health.json" 2>/dev/null; then
+    if curl -fsSk "https://127.0.0.1:$https_port/health/" >"$state/health.json" 2>/dev/null; then
       echo
-      echo "The demo is up: $(cat "$state/health.json")"
-      echo "  page:    http://127.0.0.1:$port/"
-      echo "  health:  http://127.0.0.1:$port/health/"
-      echo "  views:   http://127.0.0.1:$port/sync/  http://127.0.0.1:$port/async/"
-      echo "  inside:  docker exec -it $name bash   (systemctl status gunicorn-demo)"
-      echo "  remove:  scripts/demo.sh down"
+      echo "The stack is up: $(cat "$state/health.json")"
+      echo "  page:       https://localhost:$https_port/   (self-signed certificate: curl -k, or accept it once)"
+      echo "  static:     the page's stylesheet, served by nginx from /srv/demo/shared/static"
+      echo "  health:     https://localhost:$https_port/health/   (JSON: database, release, host)"
+      echo "  views:      https://localhost:$https_port/sync/   https://localhost:$https_port/async/"
+      echo "  websocket:  python3 tests/tools/ws_min.py wss://127.0.0.1:$https_port/ws/echo/ --message hi"
+      echo "  http:       http://localhost:$http_port/ redirects to https"
+      echo "  inside:     docker exec -it $name bash   (systemctl status nginx gunicorn-demo postgresql)"
+      echo "  remove:     scripts/demo.sh down"
       return 0
     fi
     sleep 1
   done
-  die "/health/ did not answer within 60 s"
+  die "/health/ did not answer through nginx within 60 s"
 }
 
 case "${1:-}" in

@@ -27,3 +27,26 @@ if extra and stock:
     print(base64.b64encode(("\n".join(extra) + "\n").encode()).decode())
 PY
 }
+
+# Start a systemd container the way the test scenarios run theirs (.config/molecule/config.yml
+# gives Molecule the same options): SYS_ADMIN, seccomp and apparmor unconfined, the host's cgroup
+# tree, tmpfs on /run, /run/lock and /tmp, never --privileged; the shared apt and pip caches.
+#   run_systemd_container NAME RELEASE [docker run arguments, e.g. -p 127.0.0.1:8080:8080]
+# Returns once systemd inside runs (or reports itself degraded).
+run_systemd_container() {
+  local name=$1 release=$2
+  shift 2
+  docker run -d --name "$name" --hostname "$name" \
+    --cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+    --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
+    --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
+    -v "$PYDEPLOY_CACHE_DIR/apt-$release:/var/cache/apt/archives:rw" \
+    -v "$PYDEPLOY_CACHE_DIR/pip:/root/.cache/pip:rw" \
+    "$@" "${PYDEPLOY_IMAGE_PREFIX:-pydeploy/debian-systemd}:$release" >/dev/null
+  local _
+  for _ in $(seq 60); do  # systemd's bus appears a moment after the container starts
+    case $(docker exec "$name" systemctl is-system-running --wait 2>/dev/null) in running | degraded) return 0 ;; esac
+    sleep 1
+  done
+  die "systemd in $name did not come up within 60 s"
+}
