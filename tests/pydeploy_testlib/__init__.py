@@ -44,11 +44,8 @@ class Load:
         self.stop_file = f"/tmp/loadgen-{tag}.stop"
         self.started_file = f"/tmp/loadgen-{tag}.started"
         self.out = f"/tmp/loadgen-{tag}.json"
-        target = ["--unix", unix] if unix else ["--url", url]
-        self.cmd = ["python3", f"{TOOLS}/loadgen.py", *target, "--path", path,
-                    "--concurrency", str(concurrency), "--duration", str(duration),
-                    "--requests", str(requests), "--stop-file", self.stop_file,
-                    "--started-file", self.started_file, *extra]
+        self.cmd = loadgen_cmd(unix, url, path, concurrency, duration, requests,
+                               "--stop-file", self.stop_file, "--started-file", self.started_file, *extra)
         self.duration = duration
         self.result = None
 
@@ -64,6 +61,43 @@ class Load:
         wait_for(lambda: self.host.run(f"test -s {self.out}").rc == 0, self.duration + 60, "load result")
         self.result = json.loads(self.host.file(self.out).content_string)
         return False
+
+
+def loadgen_cmd(unix, url, path, concurrency, duration, requests, *extra):
+    target = ["--unix", unix] if unix else ["--url", url]
+    return ["python3", f"{TOOLS}/loadgen.py", *target, "--path", path, "--concurrency", str(concurrency),
+            "--duration", str(duration), "--requests", str(requests), *[str(e) for e in extra]]
+
+
+def run_load(host, unix=None, url=None, path="/health/", concurrency=4, requests=1000, duration=300, extra=()):
+    """A bounded load run to its end (`requests` sent, or `duration` seconds, whichever comes first);
+    returns loadgen's JSON summary. Every request is counted: sent == requests unless time ran out."""
+    line = " ".join(shlex.quote(c) for c in loadgen_cmd(unix, url, path, concurrency, duration, requests, *extra))
+    result = host.run(line)
+    assert result.rc == 0 and result.stdout.strip().startswith("{"), (result.rc, result.stderr[-1500:])
+    return json.loads(result.stdout)
+
+
+def journal_cursor(host, unit=None):
+    """The journal's current position (of one unit, or of the whole journal)."""
+    unit_arg = f"-u {shlex.quote(unit)} " if unit else ""
+    out = host.run(f"journalctl {unit_arg}-n 0 --show-cursor --no-pager").stdout
+    return out.strip().rpartition("-- cursor: ")[2]
+
+
+def journal_lines(host, cursor, unit=None, grep=None):
+    """Messages after the cursor (of one unit, or all), optionally only those containing `grep`."""
+    unit_arg = f"-u {shlex.quote(unit)} " if unit else ""
+    cmd = f"journalctl {unit_arg}--after-cursor={shlex.quote(cursor)} --no-pager -o cat"
+    if grep is not None:
+        cmd += f" | grep -F -- {shlex.quote(grep)}"
+    return host.run(cmd).stdout.splitlines()
+
+
+def journal_suppressed(host, cursor):
+    """journald's own "Suppressed N messages from <unit>" reports since the cursor: lines it dropped
+    (rate limit). They are journald's messages, not the unit's: searched in the whole journal."""
+    return journal_lines(host, cursor, grep="Suppressed ")
 
 
 def wait_for(predicate, timeout, what):

@@ -4,7 +4,7 @@ against its own loopback (curl, openssl, tests/tools/)."""
 import json
 import shlex
 
-from pydeploy_testlib import TOOLS
+from pydeploy_testlib import TOOLS, journal_cursor  # noqa: F401 - part of this module's helpers
 
 STATUS_MARKER = "\n__PYDEPLOY_STATUS__:"
 
@@ -94,11 +94,6 @@ def nginx_worker_pids(host):
 def live_config_digest(host):
     """sha256 of every live configuration file nginx reads from the role (not the staging copy)."""
     return host.run("cd /etc/nginx && sha256sum nginx.conf sites-enabled/* | LC_ALL=C sort").stdout
-
-
-def journal_cursor(host, unit):
-    out = host.run(f"journalctl -u {unit} -n 0 --show-cursor --no-pager").stdout
-    return out.strip().rpartition("-- cursor: ")[2]
 
 
 def journal_since(host, unit, cursor):

@@ -3,7 +3,8 @@
 
 Sends GET requests to one target from N threads until --duration seconds pass, --requests
 are sent, or --stop-file appears, whichever comes first; then prints one JSON summary:
-sent, ok, failed, statuses, errors, versions (from JSON bodies), latency percentiles.
+sent, ok, failed, statuses, errors, versions (from JSON bodies), latency percentiles, and with
+--tally FIELD how many responses carried each value of that JSON field (e.g. the worker pid).
 Targets are loopback only: a unix socket, or http(s)://127.0.0.1 / localhost / [::1].
 """
 import argparse
@@ -59,6 +60,7 @@ def main():
     parser.add_argument("--started-file", help="touched once the first response arrived")
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--keepalive", action="store_true", help="reuse connections")
+    parser.add_argument("--tally", help="count the values of this top-level field of JSON bodies")
     args = parser.parse_args()
     duration = min(args.duration, 600.0)
     factory = connection_factory(args)
@@ -69,7 +71,7 @@ def main():
 
     lock = threading.Lock()
     state = {"sent": 0, "ok": 0, "failed": 0, "statuses": {}, "errors": {}, "versions": {}, "lat": [],
-             "last_version": None}
+             "last_version": None, "tally": {}}
     deadline = time.monotonic() + duration
     started = threading.Event()
 
@@ -98,18 +100,23 @@ def main():
                 if not args.keepalive or resp.will_close:
                     conn.close()
                     conn = None
-                version = None
+                version = tallied = None
                 if body[:1] == b"{":
                     try:
-                        version = json.loads(body).get("version")
+                        parsed = json.loads(body)
                     except ValueError:
-                        version = None
+                        parsed = {}
+                    version = parsed.get("version")
+                    if args.tally and args.tally in parsed:
+                        tallied = str(parsed[args.tally])
                 with lock:
                     state["lat"].append(time.monotonic() - t0)
                     state["statuses"][str(status)] = state["statuses"].get(str(status), 0) + 1
                     if version:
                         state["versions"][version] = state["versions"].get(version, 0) + 1
                         state["last_version"] = version
+                    if tallied is not None:
+                        state["tally"][tallied] = state["tally"].get(tallied, 0) + 1
                     if 200 <= status < 400:
                         state["ok"] += 1
                     else:
@@ -142,7 +149,8 @@ def main():
     print(json.dumps({
         "sent": state["ok"] + state["failed"], "ok": state["ok"], "failed": state["failed"],
         "statuses": state["statuses"], "errors": state["errors"], "versions": state["versions"],
-        "last_version": state["last_version"], "elapsed_s": round(elapsed, 2),
+        "last_version": state["last_version"], **({"tally": state["tally"]} if args.tally else {}),
+        "elapsed_s": round(elapsed, 2),
         "rps": round((state["ok"] + state["failed"]) / elapsed, 1) if elapsed else 0,
         "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": pct(1.0),
     }))

@@ -1,40 +1,19 @@
 """python_app + gunicorn on a live host: systemd, the socket, reload, zero-drop deploys."""
 import json
-import os
 import pathlib
 import re
-import shutil
 import tempfile
+import uuid
 
 import pytest
-from pydeploy_testlib import Load, child_pids, http_get, http_json, main_pid, recap_changed, run_playbook, wait_for
+from pydeploy_testlib import (Load, child_pids, http_get, http_json, journal_cursor, journal_lines, main_pid,
+                              recap_changed, run_load, run_playbook, wait_for)
+from pydeploy_testlib.release import make_release
 
 SERVICE = "gunicorn-demo.service"
 SOCKET = "/run/gunicorn/demo.sock"
-DEMO = (pathlib.Path(os.environ["ANSIBLE_COLLECTIONS_PATH"].split(":")[0])
-        / "ansible_collections/pydeploy/django_stack/roles/python_app/files/demo_project")
-
-
-def make_release(tmp_path, version, extra_requirement=None, broken_migration=False):
-    """A copy of the demo with another version (and optionally a new dependency or a failing migration)."""
-    src = tmp_path / f"release-{version}"
-    shutil.copytree(DEMO, src, ignore=shutil.ignore_patterns("__pycache__"))
-    (src / "VERSION").write_text(version + "\n")
-    if extra_requirement:
-        module, requirement = extra_requirement
-        with open(src / "requirements.txt", "a") as fh:
-            fh.write(requirement + "\n")
-        # The new code needs the new package at import time: served by an old venv it would fail.
-        with open(src / "demo/__init__.py", "a") as fh:
-            fh.write(f"import {module}  # noqa: F401  new dependency of release {version}\n")
-    if broken_migration:
-        (src / "demo/migrations/0002_broken.py").write_text(
-            "from django.db import migrations\n\n\n"
-            "def fail(apps, schema_editor):\n    raise RuntimeError('deliberately broken release')\n\n\n"
-            "class Migration(migrations.Migration):\n"
-            "    dependencies = [('demo', '0001_initial')]\n"
-            "    operations = [migrations.RunPython(fail)]\n")
-    return src
+SECOND = {"service": "gunicorn-second.service", "sock": "/run/gunicorn/second.sock",
+          "vars": {"python_app_name": "second", "gunicorn_workers": 2}}  # the second play of converge.yml
 
 
 def test_service_active_notify_and_socket_activated(host):
@@ -102,6 +81,30 @@ def test_second_app_does_not_collide(host):
     assert host.file("/etc/demo/secret_key").content_string != host.file("/etc/second/secret_key").content_string
 
 
+@pytest.mark.parametrize("app", ["demo", "second"])
+def test_stop_timeout_outlasts_graceful_timeout(host, app):
+    """systemd's TimeoutStopSec must leave Gunicorn its whole graceful_timeout, or a stop or restart
+    kills workers that are still finishing requests."""
+    conf = host.file(f"/etc/gunicorn/{app}.conf.py").content_string
+    graceful = int(re.search(r"^graceful_timeout = (\d+)$", conf, re.M).group(1))
+    shown = host.run(f"systemctl show -p TimeoutStopUSec --value gunicorn-{app}.service").stdout.strip()
+    parts = re.fullmatch(r"(?:(\d+)min)? ?(?:(\d+)s)?", shown)  # "45s", "1min 30s"
+    assert parts and shown, shown
+    stop_sec = int(parts.group(1) or 0) * 60 + int(parts.group(2) or 0)
+    assert stop_sec > graceful, (shown, graceful)
+
+
+def test_access_log_is_off_by_default(host):
+    """nginx logs every request; Gunicorn logging them too (to journald, which drops lines beyond its
+    rate limit) is opt-in: by default no request reaches Gunicorn's log."""
+    assert re.search(r"^accesslog = None$", host.file("/etc/gunicorn/demo.conf.py").content_string, re.M)
+    marker = f"probe-{uuid.uuid4().hex}"
+    cursor = journal_cursor(host, SERVICE)
+    load = run_load(host, unix=SOCKET, path=f"/health/?{marker}", concurrency=2, requests=20)
+    assert load["statuses"] == {"200": 20}, load
+    assert journal_lines(host, cursor, unit=SERVICE, grep=marker) == []
+
+
 def test_reload_keeps_master_replaces_workers_and_drops_nothing(host):
     master = main_pid(host, SERVICE)
     before = child_pids(host, master)
@@ -126,10 +129,47 @@ def test_restart_drops_nothing(host):
     assert load.result["failed"] == 0, load.result
 
 
+def test_worker_recycling_by_max_requests_drops_nothing(host):
+    """gunicorn_max_requests (+ jitter) with sync workers under load: workers are replaced again and
+    again, no request fails. The setting is applied by converge.yml and taken back the same way."""
+    recycle = {"gunicorn_max_requests": 40, "gunicorn_max_requests_jitter": 10}
+    master = main_pid(host, SERVICE)
+    unlimited = child_pids(host, master)
+    result = run_playbook("converge.yml", recycle)
+    assert result.returncode == 0, result.stdout[-3000:]
+    try:
+        assert re.search(r"^max_requests = 40$", host.file("/etc/gunicorn/demo.conf.py").content_string, re.M)
+        assert main_pid(host, SERVICE) == master  # a reload, not a restart
+        # Only workers of the new settings serve the load (the reload retires the old ones).
+        wait_for(lambda: not set(child_pids(host, master)) & set(unlimited), 60, "the old workers to exit")
+        cursor = journal_cursor(host, SERVICE)
+        total = 1500
+        # /async/ answers with the pid of the worker that served it.
+        load = run_load(host, unix=SOCKET, path="/async/?n=1&ms=0", concurrency=4, requests=total,
+                        extra=("--tally", "pid"))
+        print("sync worker recycling under load:", json.dumps(load))
+        restarts = journal_lines(host, cursor, unit=SERVICE, grep="Autorestarting worker after current request")
+        print(f"sync worker recycling: {len(restarts)} workers reached max_requests, {len(load['tally'])} pids served")
+        assert load["failed"] == 0 and load["statuses"] == {"200": total}, load
+        assert sum(load["tally"].values()) == total
+        # A sync worker serves at most max_requests + jitter = 50 requests; 1500 need 30 pids or more.
+        assert max(load["tally"].values()) <= 50, load["tally"]
+        assert len(load["tally"]) >= total // 50, load["tally"]
+        assert len(restarts) >= 10, restarts
+        assert main_pid(host, SERVICE) == master
+        wait_for(lambda: len(child_pids(host, master)) == 3, 60, "three workers again")
+    finally:
+        restored = run_playbook("converge.yml")
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert re.search(r"^max_requests = 0$", host.file("/etc/gunicorn/demo.conf.py").content_string, re.M)
+
+
 def test_bad_input_fails_before_any_change(host):
     for bad, name in (({"gunicorn_workers": "many"}, "gunicorn_workers"),
                       ({"gunicorn_worker_class": "bogus"}, "gunicorn_worker_class"),
                       ({"gunicorn_graceful_timeout": 60, "gunicorn_timeout_stop_sec": 30}, "gunicorn_timeout_stop_sec"),
+                      # Equal is refused too: systemd would SIGKILL exactly when the workers may still finish.
+                      ({"gunicorn_graceful_timeout": 30, "gunicorn_timeout_stop_sec": 30}, "gunicorn_timeout_stop_sec"),
                       ({"python_app_keep_releases": "lots"}, "python_app_keep_releases"),
                       ({"python_app_source_type": "svn"}, "python_app_source_type")):
         # A new source too, so that any task that ran would change something.
@@ -178,3 +218,29 @@ def test_new_release_with_new_dependency_deploys_without_dropping_requests(host)
 def test_sync_and_async_views(host, path):
     status, body = http_json(host, path, unix=SOCKET)
     assert status == 200 and body["view"] in ("sync", "async")
+
+
+def test_release_switch_of_the_second_app_restarts_only_that_app(host):
+    """Two apps on one host: a new release of the second restarts its Gunicorn (new master, new
+    code) without dropping its requests, and leaves the first app's master and workers alone."""
+    demo_master = main_pid(host, SERVICE)
+    demo_workers = child_pids(host, demo_master)
+    demo_version = http_json(host, "/health/", unix=SOCKET)[1]["version"]
+    second_master = main_pid(host, SECOND["service"])
+    current = host.file("/srv/second/current").linked_to
+    with tempfile.TemporaryDirectory() as tmp:
+        src = make_release(pathlib.Path(tmp), "3.0.0-second")
+        with Load(host, unix=SECOND["sock"], concurrency=4, duration=600, requests=2000000) as load:
+            result = run_playbook("pydeploy.django_stack.app", {**SECOND["vars"], "python_app_source_path": str(src)})
+            assert result.returncode == 0, result.stdout[-3000:]
+    print("second app deploy under load:", json.dumps(load.result))
+    assert load.result["failed"] == 0, load.result
+    assert load.result["last_version"] == "3.0.0-second", load.result
+    assert host.file("/srv/second/current").linked_to != current
+    assert main_pid(host, SECOND["service"]) != second_master
+    assert http_json(host, "/health/", unix=SECOND["sock"])[1]["version"] == "3.0.0-second"
+    # The first app: same master, same workers, same release.
+    assert main_pid(host, SERVICE) == demo_master
+    assert child_pids(host, demo_master) == demo_workers
+    assert http_json(host, "/health/", unix=SOCKET)[1]["version"] == demo_version
+

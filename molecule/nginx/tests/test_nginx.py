@@ -4,11 +4,16 @@ disk, WebSocket pass-through, rate limits, and the check-then-reload chain.
 Every request goes through nginx on the container's loopback (curl, openssl, tests/tools/).
 Tests that run the playbook again come last: they change the live state.
 """
+import json
+import pathlib
 import re
+import tempfile
 import uuid
 
 import pytest
-from pydeploy_testlib import recap_changed, run_playbook, wait_for
+from pydeploy_testlib import (http_get, journal_lines, journal_suppressed, recap_changed, run_load, run_playbook,
+                              wait_for)
+from pydeploy_testlib.release import make_release
 from pydeploy_testlib.nginx import (file_certificate_sha256, handshake, journal_cursor, journal_since,
                                     live_config_digest, loadgen, nginx_master_pid, nginx_worker_pids, request,
                                     served_certificate_sha256, ws_probe)
@@ -31,9 +36,12 @@ MOZILLA_INTERMEDIATE_TLS12 = {
 RELOAD_HANDLER = re.compile(r"RUNNING HANDLER \[pydeploy\.django_stack\.nginx : Nginx reload\]")
 
 
-def assert_security_headers(response):
+def assert_security_headers(response, hsts=None):
+    """Each security header exactly once, with nginx's value (and HSTS only when given)."""
     for name, value in SECURITY_HEADERS.items():
-        assert response.header(name) == value, (name, response)
+        assert response.headers.get(name) == [value], (name, response)
+    if hsts is not None:
+        assert response.headers.get("strict-transport-security") == [hsts], response
 
 
 def static_css(host):
@@ -133,8 +141,7 @@ def test_security_headers_on_success_and_errors(host):
     assert ok.header("strict-transport-security") is None
     for name in ("files.test", "vault.test"):
         for response in (request(host, "/health/", name=name), request(host, "/static/nope.css", name=name)):
-            assert response.header("strict-transport-security") == "max-age=63072000", response
-            assert_security_headers(response)
+            assert_security_headers(response, hsts="max-age=63072000")
 
 
 def test_oversized_body_is_refused_by_nginx(host):
@@ -241,6 +248,30 @@ def test_a_burst_above_rate_and_burst_gets_429(host):
     assert burst["statuses"].get("200", 0) > 0, burst
 
 
+def test_every_request_is_logged_exactly_once(host):
+    """A bounded load through nginx with one marker: nginx's access log and Gunicorn's (on in this
+    scenario, to journald) hold exactly one line per request, and journald suppressed nothing."""
+    total, marker = 3000, f"logprobe-{uuid.uuid4().hex}"
+    journal = journal_cursor(host)  # the whole journal: journald's own reports too
+    load = run_load(host, url="https://127.0.0.1", path=f"/health/?{marker}", concurrency=8, requests=total,
+                    duration=540, extra=("--host-header", "vault.test", "--keepalive"))
+    print("log lines under load:", json.dumps(load))
+    assert load["statuses"] == {"200": total} and load["failed"] == 0, load
+
+    def nginx_lines():
+        return int(host.run(f"grep -c -F -- {marker} /var/log/nginx/access.log").stdout.strip() or 0)
+
+    def gunicorn_lines():
+        return len(journal_lines(host, journal, unit=GUNICORN, grep=marker))
+
+    # Lines may land a moment after the responses; never more than one per request.
+    wait_for(lambda: nginx_lines() >= total and gunicorn_lines() >= total, 60, "every request in both logs")
+    print(f"log lines: nginx {nginx_lines()}, gunicorn {gunicorn_lines()} of {total} requests")
+    assert nginx_lines() == total
+    assert gunicorn_lines() == total
+    assert journal_suppressed(host, journal) == []
+
+
 def test_certificates_match_the_files_and_keys_are_private(host):
     for site, name in (("demo", "localhost"), ("files", "files.test"), ("vault", "vault.test")):
         served = served_certificate_sha256(host, name)
@@ -252,6 +283,45 @@ def test_certificates_match_the_files_and_keys_are_private(host):
     sans = host.run("openssl x509 -noout -ext subjectAltName -in /etc/nginx/tls/demo/fullchain.pem").stdout
     for san in ("DNS:localhost", "DNS:nginx", "IP Address:127.0.0.1"):
         assert san in sans, sans
+
+
+# A Django project with Django's own security middlewares (as `startproject` makes it), set to
+# values that contradict nginx's.
+DJANGO_SECURITY_MIDDLEWARES = """
+MIDDLEWARE = ["django.middleware.security.SecurityMiddleware", *MIDDLEWARE,
+              "django.middleware.clickjacking.XFrameOptionsMiddleware"]
+SECURE_HSTS_SECONDS = 60
+X_FRAME_OPTIONS = "SAMEORIGIN"
+SECURE_REFERRER_POLICY = "no-referrer"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin-allow-popups"
+"""
+
+
+def test_security_headers_the_app_also_sends_reach_clients_once_with_nginx_values(host):
+    """nginx owns the security headers: when the app sends them too, the client still gets each one
+    once, nginx's, on the app's successes and its errors (no duplicates, no contradicting values)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = make_release(pathlib.Path(tmp), "1.1.0-headers", extra_settings=DJANGO_SECURITY_MIDDLEWARES)
+        result = run_playbook("pydeploy.django_stack.app", {"python_app_source_path": str(src)})
+    assert result.returncode == 0, result.stdout[-3000:]
+    # The app itself sends them (asked directly on its TCP bind, as nginx would ask it).
+    status, direct, _ = http_get(host, "/health/", url="http://127.0.0.1:8001", headers={"X-Forwarded-Proto": "https"})
+    assert status == 200, direct
+    for line in ("x-frame-options: SAMEORIGIN", "referrer-policy: no-referrer", "x-content-type-options: nosniff",
+                 "cross-origin-opener-policy: same-origin-allow-popups", "strict-transport-security: max-age=60"):
+        assert line.lower() in direct.lower().replace("\r", ""), (line, direct)
+    for name in ("localhost", "files.test", "vault.test"):
+        ok = request(host, "/health/", name=name)
+        missing = request(host, f"/no-such-page-{uuid.uuid4().hex}/", name=name)  # Django's 404
+        assert ok.status == 200 and ok.json()["version"] == "1.1.0-headers", ok
+        assert missing.status == 404, missing
+        for response in (ok, missing):
+            if name == "localhost":
+                # No HSTS from nginx on the self-signed site: the app's, if any, is the only one.
+                assert_security_headers(response)
+                assert len(response.headers.get("strict-transport-security", [])) <= 1, response
+            else:
+                assert_security_headers(response, hsts="max-age=63072000")
 
 
 @pytest.mark.parametrize("bad,expected", [

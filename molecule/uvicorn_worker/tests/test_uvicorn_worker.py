@@ -10,8 +10,10 @@ import shlex
 import uuid
 
 import pytest
-from pydeploy_testlib import Load, http_get, http_json, main_pid, recap_changed, run_playbook, wait_for
+from pydeploy_testlib import (Load, http_get, http_json, journal_cursor, journal_lines, main_pid, recap_changed,
+                              run_load, run_playbook, wait_for)
 from pydeploy_testlib.asgi import WsHold, run_tagged, venv_python, worker_pids, ws_run
+from pydeploy_testlib.nginx import request
 
 WORKERS = 2  # uvicorn_worker_workers in molecule.yml
 MODES = {
@@ -201,8 +203,11 @@ def test_changed_uvicorn_settings_reach_new_workers_by_reload(host):
     before = worker_pids(host, master)
     generation = uuid.uuid4().hex[:8]
     # Only the server roles run (the release is unchanged): what an operator changing a setting runs.
+    # The app also sends two security headers nginx owns, with other values than nginx's.
+    app_headers = [["X-Pydeploy-Uvicorn", generation], ["X-Frame-Options", "SAMEORIGIN"],
+                   ["Referrer-Policy", "no-referrer"]]
     result = run_tagged("pydeploy.django_stack.app", ["uvicorn_worker", "gunicorn"],
-                        {"uvicorn_worker_config": {"headers": [["X-Pydeploy-Uvicorn", generation]]}})
+                        {"uvicorn_worker_config": {"headers": app_headers}})
     assert result.returncode == 0, result.stdout[-3000:]
     assert re.search(r"RUNNING HANDLER \[[^\]]*Gunicorn reload\]", result.stdout), result.stdout[-3000:]
     # A reload, not a restart: same master, new workers with the new settings.
@@ -210,6 +215,13 @@ def test_changed_uvicorn_settings_reach_new_workers_by_reload(host):
     wait_for(lambda: not set(worker_pids(host, master)) & set(before), 60, "old workers to exit")
     _, headers, _ = http_get(host, "/health/", unix="/run/gunicorn/demo.sock")
     assert re.search(rf"^x-pydeploy-uvicorn: {generation}\r?$", headers, re.M | re.I), headers
+    assert re.search(r"^x-frame-options: SAMEORIGIN\r?$", headers, re.M | re.I), headers
+    # Through nginx each security header comes once, with nginx's value; the app's own header passes.
+    through = request(host, "/health/", name="localhost")
+    assert through.status == 200, through
+    assert through.headers.get("x-frame-options") == ["DENY"], through
+    assert through.headers.get("referrer-policy") == ["same-origin"], through
+    assert through.headers.get("x-pydeploy-uvicorn") == [generation], through
 
 
 NGINX = {"gunicorn": {"name": "localhost", "cert": "/etc/nginx/tls/demo/fullchain.pem"},
@@ -244,3 +256,45 @@ def test_http_through_nginx_over_tls(host, mode):
     site = NGINX[mode["name"]]
     status, body = http_json(host, "/health/", url="https://127.0.0.1", host_header=site["name"])
     assert status == 200 and body["status"] == "ok" and body["secure"] is True, body
+
+
+# Worker recycling (uvicorn_worker_max_requests): the last tests, as they converge the scenario
+# again with a low limit, and take it back by converging without it when they are done.
+RECYCLE = {"uvicorn_worker_max_requests": 40, "uvicorn_worker_max_requests_jitter": 10}
+
+
+@pytest.fixture(scope="module")
+def recycling(host):
+    result = run_playbook("converge.yml", RECYCLE)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"^max_requests = 40$", host.file("/etc/gunicorn/demo.conf.py").content_string, re.M)
+    assert "--limit-max-requests 40 " in host.run("systemctl show -p ExecStart --value uvicorn-solo.service").stdout
+    yield RECYCLE
+    restored = run_playbook("converge.yml")
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert re.search(r"^max_requests = 0$", host.file("/etc/gunicorn/demo.conf.py").content_string, re.M)
+    assert "--limit-max-requests" not in host.run("systemctl show -p ExecStart --value uvicorn-solo.service").stdout
+
+
+def test_worker_recycling_under_load_through_nginx_drops_nothing(host, mode, recycling):
+    """Workers that reach max_requests (+ jitter) exit and are replaced while nginx keeps sending
+    them requests over its keepalive connections: not one 502 or reset reaches the client."""
+    master = main_pid(host, mode["service"])
+    wait_for(lambda: len(worker_pids(host, master)) == WORKERS, 60, "the workers of the new settings")
+    cursor = journal_cursor(host, mode["service"])
+    total = 1500
+    # /async/ answers with the pid of the worker that served it.
+    load = run_load(host, url="https://127.0.0.1", path="/async/?n=1&ms=0", concurrency=8, requests=total,
+                    duration=540, extra=("--host-header", NGINX[mode["name"]]["name"], "--keepalive", "--tally", "pid"))
+    print(f"{mode['name']} worker recycling under load:", json.dumps(load))
+    limits = [int(n) for n in re.findall(r"Maximum request limit of (\d+) exceeded",
+                                         "\n".join(journal_lines(host, cursor, unit=mode["service"])))]
+    print(f"{mode['name']} worker recycling: {len(limits)} workers reached max_requests, "
+          f"{len(load['tally'])} pids served")
+    assert load["failed"] == 0 and load["statuses"] == {"200": total}, load
+    assert sum(load["tally"].values()) == total
+    # Workers really were recycled, each at its own limit within max_requests + jitter.
+    assert len(limits) >= 5 and all(40 <= n <= 50 for n in limits), limits
+    assert len(load["tally"]) >= WORKERS + 5, load["tally"]
+    assert main_pid(host, mode["service"]) == master
+    wait_for(lambda: len(worker_pids(host, master)) == WORKERS, 60, "the worker count back to normal")

@@ -1,0 +1,34 @@
+"""Releases of the bundled demo project made on the controller for deploy tests: another
+version, a new dependency, a failing migration, extra Django settings."""
+import os
+import pathlib
+import shutil
+
+DEMO = (pathlib.Path(os.environ.get("ANSIBLE_COLLECTIONS_PATH", ".").split(":")[0])
+        / "ansible_collections/pydeploy/django_stack/roles/python_app/files/demo_project")
+
+
+def make_release(tmp_path, version, extra_requirement=None, broken_migration=False, extra_settings=None):
+    """A copy of the demo under tmp_path with another version; optionally a new dependency
+    (module, requirement) the code imports, a migration that fails, or Python appended to settings."""
+    src = pathlib.Path(tmp_path) / f"release-{version}"
+    shutil.copytree(DEMO, src, ignore=shutil.ignore_patterns("__pycache__"))
+    (src / "VERSION").write_text(version + "\n")
+    if extra_requirement:
+        module, requirement = extra_requirement
+        with open(src / "requirements.txt", "a") as fh:
+            fh.write(requirement + "\n")
+        # The new code needs the new package at import time: served by an old venv it would fail.
+        with open(src / "demo/__init__.py", "a") as fh:
+            fh.write(f"import {module}  # noqa: F401  new dependency of release {version}\n")
+    if broken_migration:
+        (src / "demo/migrations/0002_broken.py").write_text(
+            "from django.db import migrations\n\n\n"
+            "def fail(apps, schema_editor):\n    raise RuntimeError('deliberately broken release')\n\n\n"
+            "class Migration(migrations.Migration):\n"
+            "    dependencies = [('demo', '0001_initial')]\n"
+            "    operations = [migrations.RunPython(fail)]\n")
+    if extra_settings:
+        with open(src / "demo/settings.py", "a") as fh:
+            fh.write(f"\n# Release {version} of the tests\n{extra_settings}\n")
+    return src
