@@ -6,7 +6,7 @@ import sys
 
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parent.parent / "ansible_collections/pydeploy/django_stack"
 
 
 def main():

@@ -2,6 +2,8 @@
 # shellcheck shell=bash
 PYDEPLOY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PYDEPLOY_ROOT
+# The collection's source, inside the checkout (ansible.cfg resolves pydeploy.django_stack from here).
+export PYDEPLOY_COLLECTION_SRC=$PYDEPLOY_ROOT/ansible_collections/pydeploy/django_stack
 export PYDEPLOY_CACHE_DIR=${PYDEPLOY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pydeploy}
 export PYDEPLOY_VENV=${PYDEPLOY_VENV:-$PYDEPLOY_ROOT/.venv}
 # The collection as users get it: built into a tarball and installed here by prepare.sh.

@@ -45,7 +45,7 @@ install_collection() {
   say "building and installing the collection into $PYDEPLOY_COLLECTIONS_PATH"
   local build="$PYDEPLOY_COLLECTIONS_PATH-build"
   rm -rf "$build" && mkdir -p "$build" "$PYDEPLOY_COLLECTIONS_PATH"
-  "$PYDEPLOY_VENV/bin/ansible-galaxy" collection build --force --output-path "$build" . >/dev/null
+  "$PYDEPLOY_VENV/bin/ansible-galaxy" collection build --force --output-path "$build" "$PYDEPLOY_COLLECTION_SRC" >/dev/null
   "$PYDEPLOY_VENV/bin/ansible-galaxy" collection install --force --no-deps \
     -p "$PYDEPLOY_COLLECTIONS_PATH" "$build"/pydeploy-django_stack-*.tar.gz >/dev/null
 }
