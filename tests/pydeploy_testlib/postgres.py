@@ -57,3 +57,46 @@ def run_tags(playbook, tags, extra_vars=None, timeout=900):
         cmd += ["-e", json.dumps(extra_vars)]
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
                           check=False)
+
+
+# Actions that run on the controller only: no round trip to the host.
+LOCAL_ACTIONS = {"set_fact", "assert", "meta", "debug", "fail", "include_tasks", "import_tasks", "include_role",
+                 "include_vars", "validate_vars"}
+
+
+def run_json(playbook, extra_vars=None, timeout=1500):
+    """ansible-playbook with the JSON callback (ansible.posix.json): (returncode, parsed output)."""
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="")
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
+                          check=False, env=env)
+    return proc.returncode, json.loads(proc.stdout[proc.stdout.index("{"):])
+
+
+def role_tasks(doc, role="pydeploy.django_stack.postgres"):
+    """Per task of the role that ran (not skipped): (name, action, round trips, changed). A loop's
+    round trips are its items that ran; controller-only actions make none."""
+    rows = []
+    for play in doc["plays"]:
+        for task in play["tasks"]:
+            name = task["task"]["name"]
+            if not name.startswith(role + " : "):
+                continue
+            for result in task["hosts"].values():
+                action = str(result.get("action", "")).rsplit(".", 1)[-1]
+                items = result.get("results")
+                if items is not None:
+                    ran = [i for i in items if not i.get("skipped")]
+                    trips = 0 if action in LOCAL_ACTIONS else len(ran)
+                    changed = any(i.get("changed") for i in ran)
+                    if not ran:
+                        continue
+                elif result.get("skipped"):
+                    continue
+                else:
+                    trips = 0 if action in LOCAL_ACTIONS else 1
+                    changed = bool(result.get("changed"))
+                rows.append((name[len(role) + 3:], action, trips, changed))
+    return rows

@@ -1,11 +1,16 @@
 """PostgreSQL (role postgres) with the Django app on one live host: authentication, tuning,
 reload versus restart, the app's database path, backups and restores, bad input."""
+import json
+import os
 import re
+import secrets
 import shlex
+import uuid
 
 import pytest
 from pydeploy_testlib import child_pids, http_json, main_pid, recap_changed, run_playbook, wait_for
-from pydeploy_testlib.postgres import Cluster, app_psql, log_count, postmaster_start, run_tags, sql
+from pydeploy_testlib.postgres import (Cluster, app_psql, log_count, postmaster_start, role_tasks, run_json, run_tags,
+                                       sql)
 
 APP_SOCKET = "/run/gunicorn/demo.sock"
 GUNICORN = "gunicorn-demo.service"
@@ -212,15 +217,20 @@ def test_restart_only_setting_restarts_exactly_once(host, cluster):
 def test_configuration_postgresql_rejects_is_never_loaded(host, cluster, bad, verdict):
     files = [f"{cluster.conf_dir}/conf.d/50-pydeploy.conf", f"{cluster.conf_dir}/pg_hba.conf"]
     before = {path: host.file(path).sha256sum for path in files}
+    # Inode and modification time: a file written live and put back afterwards would change both.
+    stamps = host.check_output("stat -c '%n %i %y' " + " ".join(files))
     loaded = sql(host, "SELECT pg_conf_load_time()")
     result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service"], bad)
     assert result.returncode != 0
     assert "PostgreSQL rejected the new configuration" in result.stdout, result.stdout[-3000:]
     assert verdict in result.stdout, result.stdout[-3000:]
-    # The previous files are back, no reload happened, no backup copy is left behind.
+    # The rejected files were never live: the live ones were not even rewritten; no reload
+    # happened; nothing is left behind beside them.
     assert {path: host.file(path).sha256sum for path in files} == before
+    assert host.check_output("stat -c '%n %i %y' " + " ".join(files)) == stamps
     assert sql(host, "SELECT pg_conf_load_time()") == loaded
-    assert host.run(f"find {cluster.conf_dir} -name '*~'").stdout.strip() == ""
+    leftovers = host.run(f"find {cluster.conf_dir} -name '*~' -o -name '*.pydeploy' -o -name '.*.tmp'").stdout.strip()
+    assert leftovers == ""
     assert host.service(cluster.unit).is_running
 
 
@@ -313,3 +323,231 @@ def test_bad_input_fails_before_any_change(host, bad, evidence):
     assert recap_changed(result.stdout) == 0, result.stdout[-2000:]
     assert sql(host, "SELECT count(*) FROM pg_database WHERE datname = 'never_created'") == "0"
     assert sql(host, "SELECT count(*) FROM pg_roles WHERE rolname = 'nopassword'") == "0"
+
+
+# ---- connections in the log (issue 14) ----------------------------------------------------------
+
+def test_connections_and_disconnections_are_logged_with_who_from_where(host, cluster):
+    app = f"pydeploy-test-{uuid.uuid4().hex[:8]}"
+    result = app_psql(host, f"host=127.0.0.1 dbname=demo user=demo sslmode=require application_name={app}")
+    assert result.rc == 0, result.stderr
+
+    def logged():
+        return host.run(f"grep -F {shlex.quote('app=' + app)} {cluster.log_file}").stdout.splitlines()
+    wait_for(lambda: any("disconnection:" in line for line in logged()), 10, "the disconnection in the log")
+    lines = logged()
+    # The prefix says who (role@database), from where (address and port) and with what (application).
+    authorized = [line for line in lines if "connection authorized: user=demo database=demo" in line]
+    assert authorized and re.search(rf"\[\d+\] demo@demo from 127\.0\.0\.1\(\d+\) app={app}: ", authorized[0]), lines
+    assert "SSL enabled" in authorized[0], authorized
+    assert any(re.search(r"disconnection: session time: \d+:\d+:[\d.]+ user=demo database=demo", line)
+               for line in lines), lines
+
+
+# ---- restore with the owner's rights (issue 14) -------------------------------------------------
+
+PLANT = """
+CREATE FUNCTION probe_escalate() RETURNS boolean LANGUAGE plpgsql AS $f$
+BEGIN
+  EXECUTE 'ALTER ROLE demo CREATEROLE';
+  RETURN true;
+EXCEPTION WHEN insufficient_privilege THEN
+  RETURN true;
+END $f$;
+CREATE TABLE probe (id int CHECK (probe_escalate()));
+INSERT INTO probe VALUES (1), (2);
+"""
+
+
+def test_restore_runs_the_dump_with_the_owners_rights_not_a_superusers(host):
+    """A CHECK constraint planted by the app role calls a function that makes the app role
+    CREATEROLE when run by a superuser: restored as the owner, it cannot."""
+    dump = f"/var/backups/postgresql/restore_probe-{uuid.uuid4().hex[:6]}.pgc"
+    try:
+        sql(host, "CREATE DATABASE restore_probe OWNER demo")
+        # As the app role would plant them (SET ROLE demo): owned by demo, run with demo's rights.
+        sql(host, "SET ROLE demo;" + PLANT, db="restore_probe")
+        assert sql(host, "SELECT rolcreaterole FROM pg_roles WHERE rolname = 'demo'") == "f"
+        result = host.run(f"cd / && runuser -u postgres -- pg_dump --format=custom --dbname=restore_probe --file={dump}")
+        assert result.rc == 0, result.stderr
+        result = run_playbook("pydeploy.django_stack.restore",
+                              {"postgres_restore_database": "restore_probe_copy", "postgres_restore_dump": dump,
+                               "postgres_restore_from": "restore_probe"})
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert sql(host, "SELECT count(*) FROM probe", db="restore_probe_copy") == "2"
+        # Nothing ran with superuser rights: the role did not gain CREATEROLE.
+        assert sql(host, "SELECT rolcreaterole FROM pg_roles WHERE rolname = 'demo'") == "f"
+        owners = sql(host, "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n"
+                           " ON n.oid = c.relnamespace WHERE nspname = 'public'", db="restore_probe_copy")
+        assert owners == "demo"
+        assert sql(host, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'restore_probe_copy'") == "demo"
+    finally:
+        sql(host, "ALTER ROLE demo NOCREATEROLE")
+        sql(host, "DROP DATABASE IF EXISTS restore_probe")
+        sql(host, "DROP DATABASE IF EXISTS restore_probe_copy")
+        host.run(f"rm -f {dump}")
+
+
+def test_restore_refuses_to_run_as_the_superuser_without_being_told(host):
+    dump = f"/var/backups/postgresql/orphan-{uuid.uuid4().hex[:6]}.pgc"
+    try:
+        sql(host, "CREATE DATABASE orphan")
+        assert host.run(f"cd / && runuser -u postgres -- pg_dump -Fc -d orphan -f {dump}").rc == 0
+        result = run_playbook("pydeploy.django_stack.restore", {"postgres_restore_database": "orphan_copy",
+                                                                "postgres_restore_dump": dump,
+                                                                "postgres_restore_from": "orphan"})
+        assert result.returncode != 0 and "postgres_restore_owner" in result.stdout, result.stdout[-2000:]
+        assert sql(host, "SELECT count(*) FROM pg_database WHERE datname = 'orphan_copy'") == "0"
+    finally:
+        sql(host, "DROP DATABASE IF EXISTS orphan")
+        sql(host, "DROP DATABASE IF EXISTS orphan_copy")
+        host.run(f"rm -f {dump}")
+
+
+# ---- TLS from the deployment CA (issue 14) ------------------------------------------------------
+
+CA_DIR = "/etc/postgresql/pydeploy-ca"
+
+
+def exports(extra=None):
+    """postgres_exports as the validate entry point computes them on the host."""
+    rc, doc = run_json(os.path.join(os.path.dirname(__file__), "exports.yml"), extra)
+    assert rc == 0, json.dumps(doc)[-2000:]
+    for play in doc["plays"]:
+        for task in play["tasks"]:
+            if task["task"]["name"] == "Print the exports":
+                return next(iter(task["hosts"].values()))["msg"]
+    raise AssertionError("no exports printed")
+
+
+def served_certificate(host, name="localhost"):
+    """The certificate PostgreSQL sends, as openssl sees it (STARTTLS of the PostgreSQL protocol)."""
+    out = host.run(f"openssl s_client -starttls postgres -connect 127.0.0.1:5432 -servername {name} </dev/null "
+                   "2>/dev/null | openssl x509 -noout -text -fingerprint -sha256")
+    assert out.rc == 0, out.stderr
+    return out.stdout
+
+
+def test_server_certificate_is_issued_by_the_deployment_ca_and_verifiable(host, cluster):
+    ca_key, ca_cert = host.file(f"{CA_DIR}/ca.key"), host.file(f"{CA_DIR}/ca.crt")
+    assert ca_key.user == "root" and ca_key.mode == 0o600 and host.file(CA_DIR).mode == 0o700
+    server_key = host.file(f"{cluster.conf_dir}/server.key")
+    assert server_key.user == "postgres" and server_key.mode == 0o600
+    assert sql(host, "SHOW ssl_cert_file") == f"{cluster.conf_dir}/server.crt"
+    text = served_certificate(host)
+    assert "CA:FALSE" in text and "TLS Web Server Authentication" in text and "DNS:localhost" in text
+    assert "IP Address:127.0.0.1" in text
+    # The exports carry this CA and verify-full; a client verifying against it connects by name.
+    exported = exports()
+    assert exported["sslmode"] == "verify-full" and exported["ssl"] is True and exported["port"] == 5432
+    assert exported["ca_pem"].strip() == ca_cert.content_string.strip()
+    host.run(f"install -m 0644 {CA_DIR}/ca.crt /tmp/pydeploy-ca.pem")
+    for target in ("localhost", "127.0.0.1"):
+        result = app_psql(host, f"host={target} dbname=demo user=demo sslmode=verify-full "
+                                "sslrootcert=/tmp/pydeploy-ca.pem channel_binding=require")
+        assert result.rc == 0 and result.stdout.strip() == "demo", (target, result.stderr)
+
+
+def test_new_certificate_names_are_served_after_a_reload_not_a_restart(host, cluster):
+    started = postmaster_start(host)
+    extra_name = "db-alias.example.test"
+    before = served_certificate(host)
+    names = ["localhost", "127.0.0.1", "::1", extra_name]
+    try:
+        result = run_tags(DB_PLAYBOOK, ["postgres_tls", "postgres_configure", "postgres_service"],
+                          {"postgres_ssl_names": names})
+        assert result.returncode == 0, result.stdout[-3000:]
+        after = served_certificate(host)
+        assert f"DNS:{extra_name}" in after and after != before
+        assert postmaster_start(host) == started
+    finally:
+        result = run_tags(DB_PLAYBOOK, ["postgres_tls", "postgres_configure", "postgres_service"])
+        assert result.returncode == 0, result.stdout[-3000:]
+    assert f"DNS:{extra_name}" not in served_certificate(host)
+    assert postmaster_start(host) == started
+
+
+# ---- the stack contract (issue 17) --------------------------------------------------------------
+
+def test_app_database_from_the_stack_gets_its_role_database_and_networks(host, cluster):
+    """postgres_stack.app_databases alone (the password written once, for the app) makes the role
+    and its database; app_networks admits it over TCP with TLS, verified against the CA."""
+    password = secrets.token_urlsafe(24)
+    address = host_address(host)
+    stack = {"app_databases": [{"name": "shop", "user": "shop", "password": password}],
+             "app_connections": 3, "app_networks": [f"{address}/32"]}
+    pgpass = f"PGPASSWORD={shlex.quote(password)} "
+    try:
+        result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service", "postgres_databases"],
+                          {"postgres_stack": stack})
+        assert result.returncode == 0, result.stdout[-3000:]
+        row = sql(host, "SELECT rolcanlogin, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = 'shop'")
+        assert row == "t|f|f"
+        assert sql(host, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'shop'") == "shop"
+        assert sql(host, "SELECT has_database_privilege('public', 'shop', 'CONNECT')") == "f"
+        result = host.run(pgpass + "psql -XAtqw 'host=/var/run/postgresql dbname=shop user=shop' -c 'SELECT 1'")
+        assert result.rc == 0, result.stderr
+        host.run(f"install -m 0644 {CA_DIR}/ca.crt /tmp/pydeploy-ca.pem")
+        result = host.run(pgpass + f"psql -XAtqw 'host={address} dbname=shop user=shop sslmode=verify-full "
+                          "sslrootcert=/tmp/pydeploy-ca.pem channel_binding=require' -c 'SELECT ssl FROM pg_stat_ssl "
+                          "WHERE pid = pg_backend_pid()'")
+        assert result.rc == 0 and result.stdout.strip() == "t", result.stderr
+        # Only with TLS from that network, and only to its own database.
+        result = host.run(pgpass + f"psql -XAtqw 'host={address} dbname=shop user=shop sslmode=disable' -c 'SELECT 1'")
+        assert result.rc != 0 and "no pg_hba.conf entry" in result.stderr
+        result = host.run(pgpass + "psql -XAtqw 'host=/var/run/postgresql dbname=demo user=shop' -c 'SELECT 1'")
+        assert result.rc != 0 and "no pg_hba.conf entry" in result.stderr
+    finally:
+        sql(host, "DROP DATABASE IF EXISTS shop")
+        sql(host, "DROP ROLE IF EXISTS shop")
+        result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service"])
+        assert result.returncode == 0, result.stdout[-3000:]
+    assert app_psql(host, f"host={address} dbname=demo user=demo sslmode=require").rc != 0
+
+
+def test_connection_budget_follows_the_app_tiers_count(host):
+    """max_connections comes from postgres_stack.app_connections (the app servers' own count)."""
+    stack = {"app_databases": [], "app_connections": 7, "app_networks": []}
+    before = sql(host, "SHOW max_connections")
+    try:
+        result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service"], {"postgres_stack": stack})
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert sql(host, "SHOW max_connections") == str(7 * 2 + RESERVED)
+    finally:
+        result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service"])
+        assert result.returncode == 0, result.stdout[-3000:]
+    assert sql(host, "SHOW max_connections") == before
+
+
+def test_app_password_disagreeing_with_postgres_users_fails_before_any_change(host):
+    verifier = sql(host, VERIFIER_DIGEST)
+    stack = {"app_databases": [{"name": "demo", "user": "demo", "password": "not-the-demo-password"}],
+             "app_connections": 3, "app_networks": []}
+    result = run_playbook(DB_PLAYBOOK, {"postgres_databases": [{"name": "demo", "owner": "demo",
+                                                                 "extensions": ["pg_trgm"]},
+                                                                {"name": "never_created", "owner": "postgres"}],
+                                        "postgres_stack": stack})
+    assert result.returncode != 0
+    assert "postgres_users[0].password and postgres_stack.app_databases[0].password" in result.stdout, \
+        result.stdout[-2000:]
+    assert "not-the-demo-password" not in result.stdout
+    assert recap_changed(result.stdout) == 0
+    assert sql(host, "SELECT count(*) FROM pg_database WHERE datname = 'never_created'") == "0"
+    assert sql(host, VERIFIER_DIGEST) == verifier
+
+
+# ---- a converge with nothing to do (issue 13) ---------------------------------------------------
+
+def test_noop_converge_makes_at_most_12_round_trips(host):
+    rc, doc = run_json(DB_PLAYBOOK)
+    assert rc == 0, json.dumps(doc)[-2000:]
+    if any(changed for *_, changed in role_tasks(doc)):  # an earlier test left something to put back
+        rc, doc = run_json(DB_PLAYBOOK)
+        assert rc == 0, json.dumps(doc)[-2000:]
+    rows = role_tasks(doc)
+    remote = [(name, action, trips) for name, action, trips, _ in rows if trips]
+    for name, action, trips in remote:
+        print(f"{trips:3d}  {action:24s} {name}")
+    print(f"no-op converge of the postgres role: {len(remote)} remote tasks, {sum(t for *_, t in remote)} round trips")
+    assert not [name for name, _, _, changed in rows if changed]
+    assert len(remote) <= 12, remote
