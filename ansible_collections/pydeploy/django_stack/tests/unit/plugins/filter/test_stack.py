@@ -60,7 +60,8 @@ def test_postgres_gets_each_app_database_once_the_connection_sum_and_the_app_net
 def test_postgres_ignores_apps_on_sqlite_or_another_db_host():
     hv = three_tiers()
     hv["app1"]["python_app_exports"] = app_exports(engine="sqlite")
-    hv["app2"]["python_app_exports"] = app_exports(db_host="elsewhere.example")
+    hv["app2"]["python_app_exports"] = app_exports(db_host="db2.example")
+    hv["db2"] = {"ansible_host": "db2.example", "ansible_facts": {"default_ipv4": {"address": "10.0.0.31"}}}
     got = stack.stack_input(hv, "db1", "postgres", db_hosts=["db1", "db2"], app_hosts=["app1", "app2"], web_hosts=[])
     assert got == {"app_databases": [], "app_connections": 0, "app_networks": []}
 
