@@ -276,8 +276,8 @@ def parse_mode(value, where="mode"):
         raise ConfigSetError(f"{where}: {value!r} is not a mode")
     if isinstance(value, int):
         mode = value
-    elif isinstance(value, str) and re.fullmatch(r"(0o?)?[0-7]{1,4}", value.strip()):
-        text = value.strip()
+    elif isinstance(value, str) and re.fullmatch(r"(0o?)?[0-7]{1,4}", value):
+        text = value
         mode = int(text[2:] if text.startswith("0o") else text, 8)
     else:
         raise ConfigSetError(f"{where}: {value!r} is not an octal mode such as \"0640\"")

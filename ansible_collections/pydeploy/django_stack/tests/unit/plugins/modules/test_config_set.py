@@ -239,7 +239,7 @@ def test_modes(value, mode):
     assert parse_mode(value) == mode
 
 
-@pytest.mark.parametrize("value", [True, "rw-r--r--", "0999", 0o17777, "12345"])
+@pytest.mark.parametrize("value", [True, "rw-r--r--", "0999", 0o17777, "12345", "0644\n", " 0644"])
 def test_bad_modes(value):
     with pytest.raises(ConfigSetError):
         parse_mode(value)
