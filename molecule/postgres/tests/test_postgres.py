@@ -10,7 +10,7 @@ import uuid
 import pytest
 from pydeploy_testlib import child_pids, http_json, main_pid, recap_changed, run_playbook, wait_for
 from pydeploy_testlib.postgres import (Cluster, app_psql, log_count, postmaster_start, role_tasks, run_json, run_tags,
-                                       sql)
+                                       scenario_password, sql)
 
 APP_SOCKET = "/run/gunicorn/demo.sock"
 GUNICORN = "gunicorn-demo.service"
@@ -25,6 +25,15 @@ VERIFIER_DIGEST = "SELECT encode(sha256(rolpassword::bytea), 'hex') FROM pg_auth
 @pytest.fixture(scope="module")
 def cluster(host):
     return Cluster(host)
+
+
+def stack(**changes):
+    """postgres_stack as the playbooks compute it for this scenario (the app's database, role and
+    password; 3 Gunicorn workers of 1 thread; no other app host), with changes."""
+    value = {"app_databases": [{"name": "demo", "user": "demo", "password": scenario_password()}],
+             "app_connections": WORKERS, "app_networks": []}
+    value.update(changes)
+    return value
 
 
 def host_address(host):
@@ -309,8 +318,8 @@ def test_backup_retention_keeps_the_newest_by_count(host):
                                 "method": "bogus"},
                                {"type": "local", "database": "all", "user": "all", "method": "trust"}]},
      ["got: bogus found in postgres_hba_entries", "got: trust found in postgres_hba_entries"]),
-    ({"postgres_users": [{"name": "demo", "password": "x"}, {"name": "nopassword"}]},
-     ["postgres_users", "missing for ['nopassword']"]),
+    ({"postgres_users": [{"name": "reports", "password": "x"}, {"name": "nopassword"}]},
+     ["postgres_users[1].password is missing"]),
 ], ids=["unknown-or-trust-hba-method", "missing-password"])
 def test_bad_input_fails_before_any_change(host, bad, evidence):
     # A new database too, so that any task that ran would change something.
@@ -474,12 +483,12 @@ def test_app_database_from_the_stack_gets_its_role_database_and_networks(host, c
     and its database; app_networks admits it over TCP with TLS, verified against the CA."""
     password = secrets.token_urlsafe(24)
     address = host_address(host)
-    stack = {"app_databases": [{"name": "shop", "user": "shop", "password": password}],
-             "app_connections": 3, "app_networks": [f"{address}/32"]}
+    given = stack(app_networks=[f"{address}/32"])
+    given["app_databases"].append({"name": "shop", "user": "shop", "password": password})
     pgpass = f"PGPASSWORD={shlex.quote(password)} "
     try:
         result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service", "postgres_databases"],
-                          {"postgres_stack": stack})
+                          {"postgres_stack": given})
         assert result.returncode == 0, result.stdout[-3000:]
         row = sql(host, "SELECT rolcanlogin, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = 'shop'")
         assert row == "t|f|f"
@@ -507,10 +516,9 @@ def test_app_database_from_the_stack_gets_its_role_database_and_networks(host, c
 
 def test_connection_budget_follows_the_app_tiers_count(host):
     """max_connections comes from postgres_stack.app_connections (the app servers' own count)."""
-    stack = {"app_databases": [], "app_connections": 7, "app_networks": []}
     before = sql(host, "SHOW max_connections")
     try:
-        result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service"], {"postgres_stack": stack})
+        result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service"], {"postgres_stack": stack(app_connections=7)})
         assert result.returncode == 0, result.stdout[-3000:]
         assert sql(host, "SHOW max_connections") == str(7 * 2 + RESERVED)
     finally:
@@ -520,17 +528,15 @@ def test_connection_budget_follows_the_app_tiers_count(host):
 
 
 def test_app_password_disagreeing_with_postgres_users_fails_before_any_change(host):
+    """The app's password (python_app_database_password, through postgres_stack) and a
+    postgres_users entry for the same role must agree; nothing changes when they do not."""
     verifier = sql(host, VERIFIER_DIGEST)
-    stack = {"app_databases": [{"name": "demo", "user": "demo", "password": "not-the-demo-password"}],
-             "app_connections": 3, "app_networks": []}
-    result = run_playbook(DB_PLAYBOOK, {"postgres_databases": [{"name": "demo", "owner": "demo",
-                                                                 "extensions": ["pg_trgm"]},
-                                                                {"name": "never_created", "owner": "postgres"}],
-                                        "postgres_stack": stack})
+    result = run_playbook(DB_PLAYBOOK, {"postgres_users": [{"name": "demo", "password": "not-the-demo-password"}],
+                                        "postgres_databases": [{"name": "demo", "owner": "demo", "extensions": ["pg_trgm"]},
+                                                               {"name": "never_created", "owner": "postgres"}]})
     assert result.returncode != 0
-    assert "postgres_users[0].password and postgres_stack.app_databases[0].password" in result.stdout, \
-        result.stdout[-2000:]
-    assert "not-the-demo-password" not in result.stdout
+    assert "postgres_users[0].password and python_app_database_password" in result.stdout, result.stdout[-2000:]
+    assert "not-the-demo-password" not in result.stdout and scenario_password() not in result.stdout
     assert recap_changed(result.stdout) == 0
     assert sql(host, "SELECT count(*) FROM pg_database WHERE datname = 'never_created'") == "0"
     assert sql(host, VERIFIER_DIGEST) == verifier

@@ -134,23 +134,30 @@ def postgres_objects(app_databases, users=None, databases=None):
         else:
             seen_user[user] = (i, password)
 
+        app_user = f"python_app_database.user ({where}.user)"
+        app_name = f"python_app_database.name ({where}.name)"
+        app_password = f"python_app_database_password ({where}.password)"
         if user in user_index:
             k = user_index[user]
             declared = users[k]
             if not declared.get("login", True):
-                problems.append(f"postgres_users[{k}].login is false, but the app logs in as {user} ({where})")
+                problems.append(f"postgres_users[{k}].login is false, but the app logs in as {user} ({app_user})")
             declared_password = declared.get("password") or ""
             if password and isinstance(declared_password, str) and declared_password \
                     and not _same_password(password, declared_password):
-                problems.append(f"postgres_users[{k}].password and {where}.password (the app's "
-                                f"python_app_database_password) differ for role {user}: write the password once, "
-                                f"as python_app_database_password, and drop postgres_users[{k}].password")
+                problems.append(f"postgres_users[{k}].password and {app_password} differ for role {user}: write the "
+                                f"password once, as python_app_database_password, and drop postgres_users[{k}].password")
             if not password and not declared_password and declared.get("login", True):
-                problems.append(f"{where}.password is empty and postgres_users[{k}] has none: the app role {user} "
+                problems.append(f"{app_password} is empty and postgres_users[{k}].password too: the app role {user} "
                                 "logs in with a password (set python_app_database_password)")
+            if name not in db_index:
+                # The role is declared: its database must be too (a name that differs is a typo on one side).
+                problems.append(f"{app_name} is {name}, but postgres_users[{k}] ({user}) is declared and postgres_databases "
+                                f"has no database {name}: fix the name on one side, or declare {name} in "
+                                "postgres_databases")
         elif user not in new_users:
             if not password:
-                problems.append(f"{where}.password is empty: the app role {user} logs in with a password (set "
+                problems.append(f"{app_password} is empty: the app role {user} logs in with a password (set "
                                 "python_app_database_password)")
             new_users[user] = {"name": user, "password": password}
 
@@ -159,13 +166,77 @@ def postgres_objects(app_databases, users=None, databases=None):
             owner = databases[k].get("owner")
             granted = users[user_index[user]].get("databases") or [] if user in user_index else []
             if owner != user and name not in granted:
-                problems.append(f"postgres_databases[{k}].owner is {owner}, but the app connects to database {name} "
-                                f"as {user} ({where}): make {user} the owner, or declare {user} in postgres_users "
-                                f"with databases: [{name}]")
+                problems.append(f"{app_user} is {user}, but postgres_databases[{k}].owner of database {name} is {owner}: "
+                                f"make {user} the owner, or declare {user} in postgres_users with databases: [{name}]")
         elif name not in new_databases:
             new_databases[name] = {"name": name, "owner": user}
     return {"users": users + list(new_users.values()), "databases": databases + list(new_databases.values()),
             "problems": problems}
+
+
+def postgres_declared_problems(users, databases, app_databases=None):
+    """Problems of postgres_users and postgres_databases themselves, each naming the list index and
+    key (postgres_users[1].password, postgres_databases[0].owner, ...); never a password."""
+    problems = []
+    users = users if isinstance(users, list) else []
+    databases = databases if isinstance(databases, list) else []
+    app = [a for a in (app_databases or []) if isinstance(a, dict)]
+    app_users = {a.get("user") for a in app if a.get("password")}
+    roles = {u.get("name") for u in users if isinstance(u, dict)} | {a.get("user") for a in app} | {"postgres"}
+    managed = {d.get("name") for d in databases if isinstance(d, dict)} | {a.get("name") for a in app}
+    seen = {}
+    for i, user in enumerate(users):
+        if not isinstance(user, dict):
+            continue
+        name = user.get("name")
+        if isinstance(name, str) and RESERVED_ROLE.match(name):
+            problems.append(f"postgres_users[{i}].name: {name} is reserved (postgres, public, all, pg_*...); the role "
+                            "manages app roles, never the superuser")
+        if name in seen:
+            problems.append(f"postgres_users[{i}].name: {name} is also postgres_users[{seen[name]}]")
+        seen.setdefault(name, i)
+        if user.get("login", True) is not False and not user.get("password") and name not in app_users:
+            problems.append(f"postgres_users[{i}].password is missing: {name} logs in (login is true by default), so it "
+                            "needs a password from a vault (or the app's python_app_database_password when the app "
+                            "connects as it), or login: false")
+        for j, db in enumerate(user.get("databases") or []):
+            if db not in managed:
+                problems.append(f"postgres_users[{i}].databases[{j}]: {db} is not a managed database")
+    seen = {}
+    for i, database in enumerate(databases):
+        if not isinstance(database, dict):
+            continue
+        name = database.get("name")
+        if name in RESERVED_DATABASE:
+            problems.append(f"postgres_databases[{i}].name: {name} is reserved ({', '.join(sorted(RESERVED_DATABASE))})")
+        if name in seen:
+            problems.append(f"postgres_databases[{i}].name: {name} is also postgres_databases[{seen[name]}]")
+        seen.setdefault(name, i)
+        owner = database.get("owner")
+        if owner not in roles:
+            problems.append(f"postgres_databases[{i}].owner: {owner} is no role of postgres_users, of the app, nor "
+                            "postgres")
+        for j, extension in enumerate(database.get("extensions") or []):
+            if not isinstance(extension, str) or not re.fullmatch(r"[a-z0-9_-]{1,63}", extension):
+                problems.append(f"postgres_databases[{i}].extensions[{j}] must be an extension name ([a-z0-9_-]+, "
+                                "e.g. pg_trgm, uuid-ossp)")
+    return problems
+
+
+def postgres_settings_problems(settings):
+    """Problems of postgres_settings: setting names, one-line values (each naming postgres_settings.<name>)."""
+    if not isinstance(settings, dict):
+        return []
+    problems = []
+    for key, value in settings.items():
+        if not isinstance(key, str) or not re.fullmatch(r"[a-z_][a-z0-9_.]{0,62}", key):
+            problems.append(f"postgres_settings: {key!r} is not a setting name ([a-z_][a-z0-9_.]*)")
+        elif isinstance(value, (dict, list)) or value is None:
+            problems.append(f"postgres_settings.{key} must be a string, a number or a boolean")
+        elif isinstance(value, str) and CONTROL.search(value):
+            problems.append(f"postgres_settings.{key} holds a newline or another control character (it would add "
+                            "settings of its own)")
+    return problems
 
 
 # ---- pg_hba.conf --------------------------------------------------------------------------------
@@ -534,6 +605,8 @@ class FilterModule:
         return {
             "postgres_objects": postgres_objects,
             "postgres_hba_problems": postgres_hba_problems,
+            "postgres_declared_problems": postgres_declared_problems,
+            "postgres_settings_problems": postgres_settings_problems,
             "postgres_network_problems": postgres_network_problems,
             "postgres_name_problems": postgres_name_problems,
             "postgres_subject_alt_names": postgres_subject_alt_names,

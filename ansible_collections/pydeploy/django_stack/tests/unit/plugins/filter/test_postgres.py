@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ansible_collections.pydeploy.django_stack.plugins.filter.postgres import (
-    postgres_hba_problems, postgres_name_problems, postgres_network_problems, postgres_objects, postgres_sync_plan,
-    postgres_tls_plan, postgres_tls_provided)
+    postgres_declared_problems, postgres_hba_problems, postgres_name_problems, postgres_network_problems,
+    postgres_objects, postgres_settings_problems, postgres_sync_plan, postgres_tls_plan, postgres_tls_provided)
 from ansible_collections.pydeploy.django_stack.plugins.filter.scram_verifier import scram_verifier
 
 NOW = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
@@ -38,14 +38,32 @@ def test_declared_role_and_database_are_kept_and_not_duplicated():
     assert out == {"users": users, "databases": databases, "problems": []}
 
 
+SHOP_DB = [{"name": "shop", "owner": "shop"}]
+
+
 def test_declared_verifier_of_the_same_password_agrees():
     users = [{"name": "shop", "password": scram_verifier(SECRET)}]
-    assert postgres_objects([{"name": "shop", "user": "shop", "password": SECRET}], users)["problems"] == []
+    assert postgres_objects([{"name": "shop", "user": "shop", "password": SECRET}], users, SHOP_DB)["problems"] == []
 
 
 def test_declared_password_without_app_password_agrees():
     users = [{"name": "shop", "password": SECRET}]
-    assert postgres_objects([{"name": "shop", "user": "shop", "password": ""}], users)["problems"] == []
+    assert postgres_objects([{"name": "shop", "user": "shop", "password": ""}], users, SHOP_DB)["problems"] == []
+
+
+def test_declared_role_without_a_password_takes_the_apps():
+    out = postgres_objects([{"name": "shop", "user": "shop", "password": SECRET}], [{"name": "shop", "createdb": True}],
+                           SHOP_DB)
+    assert out["problems"] == []
+    assert postgres_declared_problems([{"name": "shop", "createdb": True}], SHOP_DB,
+                                      [{"name": "shop", "user": "shop", "password": SECRET}]) == []
+
+
+def test_declared_role_whose_app_database_is_not_declared_is_a_typo():
+    out = postgres_objects([{"name": "shopp", "user": "shop", "password": SECRET}], [{"name": "shop", "password": SECRET}],
+                           SHOP_DB)
+    assert len(out["problems"]) == 1
+    assert out["problems"][0].startswith("python_app_database.name (postgres_stack.app_databases[0].name) is shopp")
 
 
 @pytest.mark.parametrize("declared", ["another-password", "SCRAM"], ids=["clear", "verifier"])
@@ -53,7 +71,7 @@ def test_different_passwords_are_named_never_printed(declared):
     if declared == "SCRAM":
         declared = scram_verifier("another-password")
     out = postgres_objects([{"name": "shop", "user": "shop", "password": SECRET}],
-                           [{"name": "shop", "password": declared}])
+                           [{"name": "shop", "password": declared}], SHOP_DB)
     assert len(out["problems"]) == 1
     problem = out["problems"][0]
     assert "postgres_users[0].password" in problem and "postgres_stack.app_databases[0].password" in problem
@@ -64,7 +82,8 @@ def test_different_passwords_are_named_never_printed(declared):
 def test_database_owned_by_another_role_is_refused_unless_granted():
     app = [{"name": "shop", "user": "shop_app", "password": SECRET}]
     out = postgres_objects(app, [], [{"name": "shop", "owner": "shop_owner"}])
-    assert any("postgres_databases[0].owner" in p and "shop_app" in p for p in out["problems"]), out
+    assert any("postgres_databases[0].owner" in p and "python_app_database.user" in p and "shop_app" in p
+               for p in out["problems"]), out
     users = [{"name": "shop_owner", "login": False}, {"name": "shop_app", "password": SECRET, "databases": ["shop"]}]
     out = postgres_objects(app, users, [{"name": "shop", "owner": "shop_owner"}])
     assert out["problems"] == []
@@ -72,14 +91,15 @@ def test_database_owned_by_another_role_is_refused_unless_granted():
 
 def test_app_role_declared_without_login_is_refused():
     out = postgres_objects([{"name": "shop", "user": "shop", "password": SECRET}],
-                           [{"name": "shop", "login": False}])
+                           [{"name": "shop", "login": False}], SHOP_DB)
     assert out["problems"] == ["postgres_users[0].login is false, but the app logs in as shop "
-                               "(postgres_stack.app_databases[0])"]
+                               "(python_app_database.user (postgres_stack.app_databases[0].user))"]
 
 
 def test_empty_app_password_without_a_declared_one_is_refused():
     out = postgres_objects([{"name": "shop", "user": "shop", "password": ""}])
-    assert out["problems"] and "postgres_stack.app_databases[0].password is empty" in out["problems"][0]
+    assert out["problems"] == ["python_app_database_password (postgres_stack.app_databases[0].password) is empty: the "
+                               "app role shop logs in with a password (set python_app_database_password)"]
 
 
 def test_two_app_hosts_disagreeing_are_refused():
@@ -346,3 +366,36 @@ def test_subject_alt_names():
     from ansible_collections.pydeploy.django_stack.plugins.filter.postgres import postgres_subject_alt_names
     assert postgres_subject_alt_names(["db1", "10.0.0.5", "DB1.example.com", "::1", "db1", "10.0.0.5"]) == [
         "DNS:db1", "DNS:db1.example.com", "IP:10.0.0.5", "IP:::1"]
+
+
+# ---- declared roles and databases, settings -----------------------------------------------------
+
+@pytest.mark.parametrize("users, databases, expected", [
+    ([{"name": "demo"}], [], "postgres_users[0].password is missing"),
+    ([{"name": "a", "password": "x"}, {"name": "reports"}], [], "postgres_users[1].password is missing"),
+    ([{"name": "a", "password": "x"}, {"name": "a", "password": "y"}], [], "postgres_users[1].name: a is also"),
+    ([{"name": "pg_monitor", "password": "x"}], [], "postgres_users[0].name: pg_monitor is reserved"),
+    ([{"name": "a", "password": "x", "databases": ["nope"]}], [], "postgres_users[0].databases[0]: nope"),
+    ([], [{"name": "demo", "owner": "demo"}, {"name": "reports", "owner": "nobody"}],
+     "postgres_databases[1].owner: nobody"),
+    ([], [{"name": "replication", "owner": "postgres"}], "postgres_databases[0].name: replication is reserved"),
+    ([], [{"name": "d", "owner": "postgres", "extensions": ["ok", "bad ext"]}], "postgres_databases[0].extensions[1]"),
+])
+def test_declared_problems_name_index_and_key(users, databases, expected):
+    problems = postgres_declared_problems(users, databases, [{"name": "demo", "user": "demo", "password": ""}])
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_declared_problems_never_print_passwords_and_accept_good_input():
+    users = [{"name": "demo", "password": SECRET}, {"name": "ro", "login": False}]
+    assert postgres_declared_problems(users, [{"name": "demo", "owner": "demo", "extensions": ["uuid-ossp"]}]) == []
+    problems = postgres_declared_problems([{"name": "demo", "password": SECRET}] * 2, [])
+    assert problems and all(SECRET not in p for p in problems)
+
+
+def test_settings_problems():
+    assert postgres_settings_problems({"work_mem": "8MB", "jit": False, "max_wal_senders": 3}) == []
+    assert postgres_settings_problems({"work_mem": "4MB\nlisten_addresses = '*'"}) == [
+        "postgres_settings.work_mem holds a newline or another control character (it would add settings of its own)"]
+    assert postgres_settings_problems({"Bad Name": 1})[0].startswith("postgres_settings: 'Bad Name'")
+    assert postgres_settings_problems({"x": [1]}) == ["postgres_settings.x must be a string, a number or a boolean"]
