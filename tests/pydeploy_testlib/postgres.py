@@ -82,6 +82,7 @@ def scenario_password(name="demo-db-password"):
 
 # Actions that run on the controller only: no round trip to the host.
 LOCAL_ACTIONS = {"set_fact", "assert", "meta", "debug", "fail", "include_tasks", "import_tasks", "include_role",
+                 "validate_argument_spec",
                  "include_vars", "validate_vars"}
 
 
@@ -90,10 +91,21 @@ def run_json(playbook, extra_vars=None, timeout=1500):
     cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="")
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
                           check=False, env=env)
-    return proc.returncode, json.loads(proc.stdout[proc.stdout.index("{"):])
+    return proc.returncode, parse_json_output(proc.stdout)
+
+
+def parse_json_output(text):
+    """The JSON document of the json callback, among what other callbacks print around it
+    (profile_tasks' task banners before it, its recap after it)."""
+    start = text.find("\n{")
+    start = 0 if text.startswith("{") else start + 1
+    if start < 0 or not text[start:].startswith("{"):
+        raise AssertionError(f"no JSON document in the output: {text[-2000:]}")
+    doc, _ = json.JSONDecoder().raw_decode(text[start:])
+    return doc
 
 
 def role_tasks(doc, role="pydeploy.django_stack.postgres"):
