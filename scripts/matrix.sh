@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The controller-side checks on the oldest and the newest ansible-core that meta/runtime.yml
+# claims (requires_ansible), each in a throwaway venv under .cache/matrix with only the
+# collections galaxy.yml depends on, at the versions an `ansible` package release bundles:
+#   oldest: ansible-core 2.16 + the collections of ansible 10.1.0 (= the floors in galaxy.yml)
+#   newest: ansible-core 2.19 + the collections of ansible 12.3.0 (= requirements.txt)
+# Per leg: every playbook parses (--syntax-check: also resolves every module, action and role
+# name, so a collection missing from galaxy.yml's dependencies fails here); every role's
+# argument spec and validate checks pass for every host of inventories/prod and inventories/single
+# with both app servers (tests/matrix/validate.yml, on the controller) and a wrong type is
+# refused; the controller-side tests (tests/controller) and the collection's unit tests
+# (tests/unit) pass.
+#   scripts/matrix.sh                 both legs
+#   scripts/matrix.sh 2.16.19         one leg, by ansible-core version
+# PYDEPLOY_MATRIX overrides the legs: "CORE:ANSIBLE_PACKAGE ..." (default below).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$PYDEPLOY_ROOT"
+
+LEGS=${PYDEPLOY_MATRIX:-"2.16.19:10.1.0 2.19.14:12.3.0"}
+PYTEST_REQ=$(grep -E '^pytest==' requirements-dev.txt)
+MATRIX_DIR=$PYDEPLOY_ROOT/.cache/matrix
+PYTHON=${PYDEPLOY_MATRIX_PYTHON:-python3}
+mkdir -p "$MATRIX_DIR/wheels"
+
+# The collections this one depends on, by name, from galaxy.yml.
+DEPENDENCIES=$("$PYDEPLOY_VENV/bin/python" -c '
+import sys, yaml
+print(" ".join(yaml.safe_load(open(sys.argv[1])).get("dependencies") or {}))
+' "$PYDEPLOY_COLLECTION_SRC/galaxy.yml")
+
+leg_venv() {  # leg_venv CORE: a venv with that ansible-core and pytest (made once, reused)
+  local core=$1 venv=$MATRIX_DIR/core-$1 want
+  want="ansible-core==$core $PYTEST_REQ"
+  if [ -x "$venv/bin/ansible-playbook" ] && [ "$(cat "$venv/.requirements" 2>/dev/null)" = "$want" ]; then return; fi
+  say "matrix: venv with ansible-core $core"
+  rm -rf "$venv" && "$PYTHON" -m venv "$venv"
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install -q --disable-pip-version-check $want 2>&1 | { grep -v "^WARNING: Location" || true; }
+  echo "$want" >"$venv/.requirements"
+}
+
+leg_collections() {  # leg_collections ANSIBLE: the dependencies as that ansible package bundles them
+  local ansible=$1 dest=$MATRIX_DIR/collections-$1 wheel
+  if [ "$(cat "$dest/.dependencies" 2>/dev/null)" = "$DEPENDENCIES" ]; then return; fi
+  say "matrix: $DEPENDENCIES from the ansible $ansible package"
+  "$PYDEPLOY_VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    -d "$MATRIX_DIR/wheels" "ansible==$ansible" 2>&1 | { grep -v "^WARNING: Location" || true; }
+  wheel=$(ls "$MATRIX_DIR/wheels"/ansible-"$ansible"-py3-none-any.whl)
+  rm -rf "$dest" && mkdir -p "$dest"
+  "$PYTHON" - "$wheel" "$dest" $DEPENDENCIES <<'PY'
+import json, sys, zipfile
+wheel, dest, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(wheel) as zf:
+    members = zf.namelist()
+    for name in names:
+        prefix = "ansible_collections/%s/" % name.replace(".", "/")
+        chosen = [m for m in members if m.startswith(prefix)]
+        if not chosen:
+            sys.exit("%s is not in %s" % (name, wheel))
+        zf.extractall(dest, chosen)
+        info = json.loads(zf.read(prefix + "MANIFEST.json"))["collection_info"]
+        print("  %s %s" % (name, info["version"]))
+PY
+  echo "$DEPENDENCIES" >"$dest/.dependencies"
+}
+
+run_leg() {  # run_leg CORE ANSIBLE
+  local core=$1 ansible=$2 venv=$MATRIX_DIR/core-$1 start=$SECONDS out
+  leg_venv "$core"
+  leg_collections "$ansible"
+  say "matrix: ansible-core $core with the collections of ansible $ansible"
+  (
+    export PATH=$venv/bin:$PATH VIRTUAL_ENV=$venv
+    # Only this checkout's collection and the extracted dependencies: nothing from ~/.ansible
+    # or from another Python's site-packages.
+    export ANSIBLE_COLLECTIONS_PATH=$MATRIX_DIR/collections-$ansible:$PYDEPLOY_ROOT
+    export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false ANSIBLE_NOCOLOR=1 ANSIBLE_DEPRECATION_WARNINGS=false
+    got=$(ansible-playbook --version | head -n1)
+    case $got in *"core $core]"*) ;; *) die "expected ansible-core $core, got: $got" ;; esac
+
+    playbooks=()
+    for pb in "$PYDEPLOY_COLLECTION_SRC"/playbooks/*.yml; do playbooks+=("pydeploy.django_stack.$(basename "$pb" .yml)"); done
+    for inv in prod single; do
+      ansible-playbook --syntax-check -i "inventories/$inv" site.yml "${playbooks[@]}" >/dev/null
+    done
+    echo "syntax: site.yml and ${#playbooks[@]} collection playbooks parse with inventories prod and single"
+
+    vault=(-e @inventories/prod/group_vars/all/vault.yml.example)
+    for inv in prod single; do
+      for server in gunicorn uvicorn_worker; do
+        ansible-playbook -i "inventories/$inv" "${vault[@]}" -e "pydeploy_app_server=$server" tests/matrix/validate.yml >"$MATRIX_DIR/validate.log" 2>&1 \
+          || { cat "$MATRIX_DIR/validate.log"; die "validate: inventory $inv with $server failed"; }
+      done
+    done
+    # The same check must refuse a wrong type, naming the variable (or the run above proves nothing).
+    if out=$(ansible-playbook -i inventories/single "${vault[@]}" -e nginx_worker_connections=many tests/matrix/validate.yml 2>&1); then
+      die "validate: nginx_worker_connections=many was accepted"
+    fi
+    grep -q "nginx_worker_connections" <<<"$out" || { echo "$out"; die "validate: the error does not name nginx_worker_connections"; }
+    echo "validate: every role's spec and checks pass for inventories prod and single (gunicorn, uvicorn_worker); nginx_worker_connections=many refused"
+
+    tests=()
+    [ ! -d tests/controller ] || tests+=(tests/controller)
+    [ ! -d "$PYDEPLOY_COLLECTION_SRC/tests/unit" ] || tests+=("$PYDEPLOY_COLLECTION_SRC/tests/unit")
+    if [ ${#tests[@]} -gt 0 ]; then
+      python -m pytest -q "${tests[@]}"
+    else
+      echo "pytest: no tests/controller or tests/unit yet"
+    fi
+  )
+  echo "matrix: ansible-core $core ok ($((SECONDS - start)) s)"
+}
+
+only=${1:-}
+ran=0
+for leg in $LEGS; do
+  core=${leg%%:*} ansible=${leg#*:}
+  [ -z "$only" ] || [ "$only" = "$core" ] || continue
+  run_leg "$core" "$ansible"
+  ran=$((ran + 1))
+done
+[ "$ran" -gt 0 ] || die "no matrix leg matches '$only' (legs: $LEGS)"
