@@ -46,9 +46,12 @@ leg_collections() {  # leg_collections ANSIBLE: the dependencies as that ansible
   say "matrix: $DEPENDENCIES from the ansible $ansible package"
   "$PYDEPLOY_VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
     -d "$MATRIX_DIR/wheels" "ansible==$ansible" 2>&1 | { grep -v "^WARNING: Location" || true; }
-  wheel=$(ls "$MATRIX_DIR/wheels"/ansible-"$ansible"-py3-none-any.whl)
+  wheel=$MATRIX_DIR/wheels/ansible-$ansible-py3-none-any.whl
+  [ -f "$wheel" ] || die "pip did not leave $wheel"
   rm -rf "$dest" && mkdir -p "$dest"
-  "$PYTHON" - "$wheel" "$dest" $DEPENDENCIES <<'PY'
+  local names
+  read -r -a names <<<"$DEPENDENCIES"
+  "$PYTHON" - "$wheel" "$dest" "${names[@]}" <<'PY'
 import json, sys, zipfile
 wheel, dest, names = sys.argv[1], sys.argv[2], sys.argv[3:]
 with zipfile.ZipFile(wheel) as zf:
@@ -66,7 +69,7 @@ PY
 }
 
 run_leg() {  # run_leg CORE ANSIBLE
-  local core=$1 ansible=$2 venv=$MATRIX_DIR/core-$1 start=$SECONDS out
+  local core=$1 ansible=$2 venv=$MATRIX_DIR/core-$1 start=$SECONDS
   leg_venv "$core"
   leg_collections "$ansible"
   say "matrix: ansible-core $core with the collections of ansible $ansible"
@@ -76,28 +79,45 @@ run_leg() {  # run_leg CORE ANSIBLE
     # or from another Python's site-packages.
     export ANSIBLE_COLLECTIONS_PATH=$MATRIX_DIR/collections-$ansible:$PYDEPLOY_ROOT
     export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false ANSIBLE_NOCOLOR=1 ANSIBLE_DEPRECATION_WARNINGS=false
-    got=$(ansible-playbook --version | head -n1)
-    case $got in *"core $core]"*) ;; *) die "expected ansible-core $core, got: $got" ;; esac
+    got=$(ansible-playbook --version)
+    case $got in *"core $core]"*) ;; *) die "expected ansible-core $core, got: ${got%%$'\n'*}" ;; esac
 
+    # The checks of a leg run side by side (each is a separate ansible-playbook process, mostly
+    # waiting on Python start-up and fact gathering); each writes its own log.
+    logs=$MATRIX_DIR/logs-$core
+    rm -rf "$logs" && mkdir -p "$logs"
     playbooks=()
     for pb in "$PYDEPLOY_COLLECTION_SRC"/playbooks/*.yml; do playbooks+=("pydeploy.django_stack.$(basename "$pb" .yml)"); done
-    for inv in prod single; do
-      ansible-playbook --syntax-check -i "inventories/$inv" site.yml "${playbooks[@]}" >/dev/null
-    done
-    echo "syntax: site.yml and ${#playbooks[@]} collection playbooks parse with inventories prod and single"
-
     vault=(-e @inventories/prod/group_vars/all/vault.yml.example)
+    pids=()
     for inv in prod single; do
+      ansible-playbook --syntax-check -i "inventories/$inv" site.yml "${playbooks[@]}" >"$logs/syntax-$inv.log" 2>&1 &
+      pids+=("$!:syntax-$inv")
       for server in gunicorn uvicorn_worker; do
-        ansible-playbook -i "inventories/$inv" "${vault[@]}" -e "pydeploy_app_server=$server" tests/matrix/validate.yml >"$MATRIX_DIR/validate.log" 2>&1 \
-          || { cat "$MATRIX_DIR/validate.log"; die "validate: inventory $inv with $server failed"; }
+        ansible-playbook -i "inventories/$inv" "${vault[@]}" -e "pydeploy_app_server=$server" \
+          tests/matrix/validate.yml >"$logs/validate-$inv-$server.log" 2>&1 &
+        pids+=("$!:validate-$inv-$server")
       done
     done
-    # The same check must refuse a wrong type, naming the variable (or the run above proves nothing).
-    if out=$(ansible-playbook -i inventories/single "${vault[@]}" -e nginx_worker_connections=many tests/matrix/validate.yml 2>&1); then
-      die "validate: nginx_worker_connections=many was accepted"
+    # The same check must refuse a wrong type, naming the variable (or the runs above prove nothing).
+    ansible-playbook -i inventories/single "${vault[@]}" -e nginx_worker_connections=many \
+      tests/matrix/validate.yml >"$logs/refuse.log" 2>&1 &
+    refuse_pid=$!
+    failed=0
+    for entry in "${pids[@]}"; do
+      if ! wait "${entry%%:*}"; then
+        echo "---- ${entry#*:} failed ($logs/${entry#*:}.log) ----"
+        tail -n 25 "$logs/${entry#*:}.log"
+        failed=1
+      fi
+    done
+    if wait "$refuse_pid"; then
+      echo "validate: nginx_worker_connections=many was accepted"; failed=1
+    elif ! grep -q "nginx_worker_connections" "$logs/refuse.log"; then
+      tail -n 25 "$logs/refuse.log"; echo "validate: the error does not name nginx_worker_connections"; failed=1
     fi
-    grep -q "nginx_worker_connections" <<<"$out" || { echo "$out"; die "validate: the error does not name nginx_worker_connections"; }
+    [ "$failed" -eq 0 ] || die "matrix: ansible-core $core failed"
+    echo "syntax: site.yml and ${#playbooks[@]} collection playbooks parse with inventories prod and single"
     echo "validate: every role's spec and checks pass for inventories prod and single (gunicorn, uvicorn_worker); nginx_worker_connections=many refused"
 
     tests=()

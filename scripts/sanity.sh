@@ -19,7 +19,7 @@ source "$(dirname "$0")/lib.sh"
 # shellcheck disable=SC1091
 [ -n "${VIRTUAL_ENV:-}" ] || source "$PYDEPLOY_VENV/bin/activate"
 
-# shellcheck: a Debian package (ansible-test skips the test silently without it).
+# The shellcheck test needs Debian's shellcheck (ansible-test skips that test silently without it).
 if ! command -v shellcheck >/dev/null; then
   say "installing Debian's shellcheck"
   export DEBIAN_FRONTEND=noninteractive
