@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The controller-side checks on the oldest and the newest ansible-core that meta/runtime.yml
 # claims (requires_ansible), each in a throwaway venv under .cache/matrix with only the
-# collections galaxy.yml depends on, at the versions an `ansible` package release bundles:
+# collections galaxy.yml depends on (in its site-packages), at the versions an `ansible` package
+# release bundles:
 #   oldest: ansible-core 2.16 + the collections of ansible 10.1.0 (= the floors in galaxy.yml)
 #   newest: ansible-core 2.19 + the collections of ansible 12.3.0 (= requirements.txt)
 # Per leg: every playbook parses (--syntax-check: also resolves every module, action and role
-# name, so a collection missing from galaxy.yml's dependencies fails here); every role's
-# argument spec and validate checks pass for every host of inventories/prod and inventories/single
-# with both app servers (tests/matrix/validate.yml, on the controller) and a wrong type is
-# refused; the controller-side tests (tests/controller) and the collection's unit tests
-# (tests/unit) pass.
+# name, so a collection missing from galaxy.yml's dependencies fails here); the collection's
+# validate playbook (every role's argument spec and checks, the stack contract's exports wired
+# into the inputs) passes for every host of inventories/prod and inventories/single with both app
+# servers, run on the controller (connection local, check mode: it reaches no host), and refuses a
+# wrong type naming the variable; the controller-side tests (tests/controller) and the
+# collection's unit tests (tests/unit) pass.
 #   scripts/matrix.sh                 both legs
 #   scripts/matrix.sh 2.16.19         one leg, by ansible-core version
 # PYDEPLOY_MATRIX overrides the legs: "CORE:ANSIBLE_PACKAGE ..." (default below).
@@ -40,18 +42,20 @@ leg_venv() {  # leg_venv CORE: a venv with that ansible-core and pytest (made on
   echo "$want" >"$venv/.requirements"
 }
 
-leg_collections() {  # leg_collections ANSIBLE: the dependencies as that ansible package bundles them
-  local ansible=$1 dest=$MATRIX_DIR/collections-$1 wheel
-  if [ "$(cat "$dest/.dependencies" 2>/dev/null)" = "$DEPENDENCIES" ]; then return; fi
+leg_collections() {  # leg_collections CORE ANSIBLE: the dependencies as that ansible package bundles them,
+  # in the leg venv's site-packages, where the ansible package puts them for its users
+  local core=$1 ansible=$2 venv=$MATRIX_DIR/core-$1 wheel want site names
+  want="ansible $ansible: $DEPENDENCIES"
+  if [ "$(cat "$venv/.collections" 2>/dev/null)" = "$want" ]; then return; fi
   say "matrix: $DEPENDENCIES from the ansible $ansible package"
   "$PYDEPLOY_VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
     -d "$MATRIX_DIR/wheels" "ansible==$ansible" 2>&1 | { grep -v "^WARNING: Location" || true; }
   wheel=$MATRIX_DIR/wheels/ansible-$ansible-py3-none-any.whl
   [ -f "$wheel" ] || die "pip did not leave $wheel"
-  rm -rf "$dest" && mkdir -p "$dest"
-  local names
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  rm -rf "$site/ansible_collections"
   read -r -a names <<<"$DEPENDENCIES"
-  "$PYTHON" - "$wheel" "$dest" "${names[@]}" <<'PY'
+  "$venv/bin/python" - "$wheel" "$site" "${names[@]}" <<'PY'
 import json, sys, zipfile
 wheel, dest, names = sys.argv[1], sys.argv[2], sys.argv[3:]
 with zipfile.ZipFile(wheel) as zf:
@@ -65,20 +69,19 @@ with zipfile.ZipFile(wheel) as zf:
         info = json.loads(zf.read(prefix + "MANIFEST.json"))["collection_info"]
         print("  %s %s" % (name, info["version"]))
 PY
-  echo "$DEPENDENCIES" >"$dest/.dependencies"
+  echo "$want" >"$venv/.collections"
 }
 
 run_leg() {  # run_leg CORE ANSIBLE
   local core=$1 ansible=$2 venv=$MATRIX_DIR/core-$1 start=$SECONDS
   leg_venv "$core"
-  leg_collections "$ansible"
+  leg_collections "$core" "$ansible"
   say "matrix: ansible-core $core with the collections of ansible $ansible"
   (
     export PATH=$venv/bin:$PATH VIRTUAL_ENV=$venv
-    # Only this checkout's collection and the extracted dependencies: nothing from ~/.ansible
-    # or from another Python's site-packages.
-    export ANSIBLE_COLLECTIONS_PATH=$MATRIX_DIR/collections-$ansible:$PYDEPLOY_ROOT
-    export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false ANSIBLE_NOCOLOR=1 ANSIBLE_DEPRECATION_WARNINGS=false
+    # Only this checkout's collection and, in the venv, the dependencies: nothing from ~/.ansible.
+    export ANSIBLE_COLLECTIONS_PATH=$PYDEPLOY_ROOT
+    export ANSIBLE_NOCOLOR=1 ANSIBLE_DEPRECATION_WARNINGS=false
     got=$(ansible-playbook --version)
     case $got in *"core $core]"*) ;; *) die "expected ansible-core $core, got: ${got%%$'\n'*}" ;; esac
 
@@ -88,20 +91,23 @@ run_leg() {  # run_leg CORE ANSIBLE
     rm -rf "$logs" && mkdir -p "$logs"
     playbooks=()
     for pb in "$PYDEPLOY_COLLECTION_SRC"/playbooks/*.yml; do playbooks+=("pydeploy.django_stack.$(basename "$pb" .yml)"); done
-    vault=(-e @inventories/prod/group_vars/all/vault.yml.example)
+    # The validate playbook as it runs before every play of the collection, but on the controller
+    # for every inventory host (no host is reached; check mode; the leg's own Python).
+    validate=(--check -e ansible_connection=local -e ansible_become=false
+      -e "ansible_python_interpreter=$venv/bin/python" -e @inventories/prod/group_vars/all/vault.yml.example)
     pids=()
     for inv in prod single; do
       ansible-playbook --syntax-check -i "inventories/$inv" site.yml "${playbooks[@]}" >"$logs/syntax-$inv.log" 2>&1 &
       pids+=("$!:syntax-$inv")
       for server in gunicorn uvicorn_worker; do
-        ansible-playbook -i "inventories/$inv" "${vault[@]}" -e "pydeploy_app_server=$server" \
-          tests/matrix/validate.yml >"$logs/validate-$inv-$server.log" 2>&1 &
+        ansible-playbook -i "inventories/$inv" "${validate[@]}" -e "pydeploy_app_server=$server" \
+          pydeploy.django_stack.validate >"$logs/validate-$inv-$server.log" 2>&1 &
         pids+=("$!:validate-$inv-$server")
       done
     done
     # The same check must refuse a wrong type, naming the variable (or the runs above prove nothing).
-    ansible-playbook -i inventories/single "${vault[@]}" -e nginx_worker_connections=many \
-      tests/matrix/validate.yml >"$logs/refuse.log" 2>&1 &
+    ansible-playbook -i inventories/single "${validate[@]}" -e nginx_worker_connections=many \
+      pydeploy.django_stack.validate >"$logs/refuse.log" 2>&1 &
     refuse_pid=$!
     failed=0
     for entry in "${pids[@]}"; do
@@ -116,28 +122,33 @@ run_leg() {  # run_leg CORE ANSIBLE
     elif ! grep -q "nginx_worker_connections" "$logs/refuse.log"; then
       tail -n 25 "$logs/refuse.log"; echo "validate: the error does not name nginx_worker_connections"; failed=1
     fi
-    [ "$failed" -eq 0 ] || die "matrix: ansible-core $core failed"
-    echo "syntax: site.yml and ${#playbooks[@]} collection playbooks parse with inventories prod and single"
-    echo "validate: every role's spec and checks pass for inventories prod and single (gunicorn, uvicorn_worker); nginx_worker_connections=many refused"
+    if [ "$failed" -eq 0 ]; then
+      echo "syntax: site.yml and ${#playbooks[@]} collection playbooks parse with inventories prod and single"
+      echo "validate: pydeploy.django_stack.validate passes for inventories prod and single (gunicorn, uvicorn_worker); nginx_worker_connections=many refused"
+    fi
 
     tests=()
     [ ! -d tests/controller ] || tests+=(tests/controller)
     [ ! -d "$PYDEPLOY_COLLECTION_SRC/tests/unit" ] || tests+=("$PYDEPLOY_COLLECTION_SRC/tests/unit")
     if [ ${#tests[@]} -gt 0 ]; then
-      python -m pytest -q "${tests[@]}"
+      python -m pytest -q "${tests[@]}" || failed=1
     else
       echo "pytest: no tests/controller or tests/unit yet"
     fi
-  )
-  echo "matrix: ansible-core $core ok ($((SECONDS - start)) s)"
+    [ "$failed" -eq 0 ]
+  ) && rc=0 || rc=$?
+  results+=("$(printf 'ansible-core %-8s + ansible %-7s %-6s %4ss' "$core" "$ansible" "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" $((SECONDS - start)))")
+  return "$rc"
 }
 
 only=${1:-}
-ran=0
+results=()
+failures=0
 for leg in $LEGS; do
   core=${leg%%:*} ansible=${leg#*:}
   [ -z "$only" ] || [ "$only" = "$core" ] || continue
-  run_leg "$core" "$ansible"
-  ran=$((ran + 1))
+  run_leg "$core" "$ansible" || failures=$((failures + 1))
 done
-[ "$ran" -gt 0 ] || die "no matrix leg matches '$only' (legs: $LEGS)"
+[ ${#results[@]} -gt 0 ] || die "no matrix leg matches '$only' (legs: $LEGS)"
+printf '%s\n' "${results[@]}"
+[ "$failures" -eq 0 ]
