@@ -1,15 +1,16 @@
 # Copyright: pydeploy maintainers
 # Apache License 2.0 (see galaxy.yml)
-"""Controller-side logic of the postgres role, as filters (unit-tested in tests/unit/plugins/filter).
+"""Controller-side logic of the postgres role, as filters (unit-tested in tests/unit/plugins/filter;
+their documentation is in the YAML files of the same names).
 
 - postgres_objects: the roles and databases to manage, from postgres_users/postgres_databases and
   the app tier's postgres_stack.app_databases, with the checks that both agree.
-- postgres_hba_problems: what is wrong with postgres_hba_entries (a pg_hba.conf line per entry: no
-  field may start another line, add a trust entry or hide a method option).
-- postgres_network_problems: CIDR networks of pg_hba.conf, checked strictly.
+- postgres_problems: what is wrong with the role's inputs beyond types and formats (pg_hba.conf
+  entries and networks, declared roles and databases, settings, certificate names), by variable.
 - postgres_tls_plan: whether the server certificate issued from the deployment CA must be
-  (re)issued, from the certificate file's text, and the CA certificate clients verify against.
-- postgres_tls_provided: checks of a user-provided certificate against its CA.
+  (re)issued, from the certificate file's text, and the CA certificate clients verify against;
+  postgres_tls_provided: checks of a user-provided certificate against its CA;
+  postgres_subject_alt_names: the certificate's subjectAltName entries.
 - postgres_sync_plan: which roles, databases and privileges differ from what the server reports
   (one query), so that a converge with nothing to do makes no further round trip.
 """
@@ -600,15 +601,31 @@ def postgres_sync_plan(state, users, databases, locale="C.UTF-8"):
     return plan
 
 
+def postgres_problems(inputs):
+    """Every problem of the role's inputs that types and formats cannot see, by the variable it
+    belongs to: {variable: [problem, ...]} with the variables postgres_hba_app_networks,
+    postgres_stack (the app's databases against the declared ones),
+    postgres_hba_entries, postgres_ssl_names (when given), postgres_users/postgres_databases
+    (as "postgres_users, postgres_databases") and postgres_settings."""
+    app_databases = (inputs.get("stack") or {}).get("app_databases") or []
+    stack = postgres_objects(app_databases, inputs.get("users"), inputs.get("databases"))["problems"]
+    return {
+        "postgres_hba_app_networks": postgres_network_problems(inputs.get("hba_app_networks"),
+                                                               "postgres_hba_app_networks"),
+        "postgres_stack": stack,
+        "postgres_hba_entries": postgres_hba_problems(inputs.get("hba_entries")),
+        "postgres_ssl_names": postgres_name_problems(inputs["ssl_names"]) if inputs.get("ssl_names") is not None else [],
+        "postgres_users, postgres_databases": postgres_declared_problems(inputs.get("users"), inputs.get("databases"),
+                                                                         app_databases),
+        "postgres_settings": postgres_settings_problems(inputs.get("settings")),
+    }
+
+
 class FilterModule:
     def filters(self):
         return {
             "postgres_objects": postgres_objects,
-            "postgres_hba_problems": postgres_hba_problems,
-            "postgres_declared_problems": postgres_declared_problems,
-            "postgres_settings_problems": postgres_settings_problems,
-            "postgres_network_problems": postgres_network_problems,
-            "postgres_name_problems": postgres_name_problems,
+            "postgres_problems": postgres_problems,
             "postgres_subject_alt_names": postgres_subject_alt_names,
             "postgres_tls_plan": postgres_tls_plan,
             "postgres_tls_provided": postgres_tls_provided,

@@ -399,3 +399,20 @@ def test_settings_problems():
         "postgres_settings.work_mem holds a newline or another control character (it would add settings of its own)"]
     assert postgres_settings_problems({"Bad Name": 1})[0].startswith("postgres_settings: 'Bad Name'")
     assert postgres_settings_problems({"x": [1]}) == ["postgres_settings.x must be a string, a number or a boolean"]
+
+
+def test_problems_by_variable():
+    from ansible_collections.pydeploy.django_stack.plugins.filter.postgres import postgres_problems
+    good = {"hba_app_networks": ["127.0.0.1/32"], "stack": {"app_databases": [], "app_connections": 0,
+                                                            "app_networks": []},
+            "hba_entries": [GOOD_ENTRY], "ssl_names": ["db1"], "users": [{"name": "a", "password": "x"}],
+            "databases": [{"name": "a", "owner": "a"}], "settings": {"jit": False}}
+    assert all(v == [] for v in postgres_problems(good).values())
+    bad = dict(good, hba_app_networks=["10.0.0.0/99"], settings={"x": "a\nb"}, ssl_names=None,
+               users=[{"name": "a"}], stack={"app_databases": [{"name": "b", "user": "a", "password": SECRET}]})
+    problems = postgres_problems(bad)
+    assert problems["postgres_hba_app_networks"][0].startswith("postgres_hba_app_networks[0]")
+    assert problems["postgres_settings"][0].startswith("postgres_settings.x")
+    assert problems["postgres_ssl_names"] == []
+    assert problems["postgres_users, postgres_databases"] == []  # the app gives a's password
+    assert problems["postgres_stack"][0].startswith("python_app_database.name")
