@@ -452,7 +452,7 @@ def _cert_names(cert):
 
 
 def _show(names):
-    return ", ".join(sorted(str(value) for _, value in names))
+    return ", ".join(sorted(str(value) for unused_kind, value in names))
 
 
 def postgres_tls_plan(chain_pem, names, renew_days=30, now=None):
@@ -471,13 +471,13 @@ def postgres_tls_plan(chain_pem, names, renew_days=30, now=None):
     if not certs:
         plan["reason"] = "no server certificate yet"
         return plan
-    if any(cert is None for cert, _ in certs):
+    if any(cert is None for cert, unused_pem in certs):
         plan["reason"] = "the certificate file does not parse"
         return plan
     if len(certs) < 2:
         plan["reason"] = "the certificate file holds no CA certificate after the server's"
         return plan
-    (leaf, _), (ca, ca_pem) = certs[0], certs[-1]
+    (leaf, unused_pem), (ca, ca_pem) = certs[0], certs[-1]
     plan["ca_pem"] = ca_pem
     if _not_after(ca) - now < renew:
         plan.update(ca_due=True, reason=f"the deployment CA expires on {_not_after(ca):%Y-%m-%d}")
@@ -504,18 +504,18 @@ def postgres_tls_provided(cert_pem, ca_pem="", cert_var="postgres_ssl_cert_file"
     now = now or datetime.datetime.now(datetime.timezone.utc)
     problems = []
     certs = _certificates(cert_pem)
-    if not certs or any(cert is None for cert, _ in certs):
+    if not certs or any(cert is None for cert, unused_pem in certs):
         return [f"{cert_var}: the file holds no PEM certificate that parses"]
     leaf = certs[0][0]
     if _not_after(leaf) < now:
         problems.append(f"{cert_var}: the certificate expired on {_not_after(leaf):%Y-%m-%d}")
     if ca_pem:
         cas = _certificates(ca_pem)
-        if not cas or any(cert is None for cert, _ in cas):
+        if not cas or any(cert is None for cert, unused_pem in cas):
             problems.append(f"{ca_var} must be PEM certificate text (-----BEGIN CERTIFICATE-----)")
         else:
             last = certs[-1][0]
-            anchors = [cert for cert, _ in cas]
+            anchors = [cert for cert, unused_pem in cas]
             if not any(last == ca or _issued_by(last, ca) for ca in anchors):
                 problems.append(f"{cert_var}: the certificate (or the last of its chain) is not issued by the CA of "
                                 f"{ca_var}; clients verifying against it would refuse the server")
@@ -549,7 +549,7 @@ def postgres_name_problems(names, name="postgres_ssl_names"):
 def _acl_grants(acl, grantee, privileges):
     """aclitem texts (grantee=privs/grantor; PUBLIC is the empty grantee) grant one of privileges."""
     for item in acl or []:
-        who, _, rest = str(item).partition("=")
+        who, unused_sep, rest = str(item).partition("=")
         who = who.strip('"').replace('""', '"')
         privs = rest.partition("/")[0]
         if who == grantee and any(p in privs for p in privileges):

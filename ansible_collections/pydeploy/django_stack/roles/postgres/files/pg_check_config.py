@@ -1,11 +1,10 @@
-#!/usr/bin/python3
 # Copyright: pydeploy maintainers
 # Apache License 2.0 (see galaxy.yml)
 """Check a staged PostgreSQL configuration the way the server will read it, before it goes live.
 
 Run as root by pydeploy.django_stack.config_set (the validator of the postgres role's set):
 
-    pg_check_config.py --bin /usr/lib/postgresql/15/bin --live /etc/postgresql/15/main \
+    python3 pg_check_config.py --bin /usr/lib/postgresql/15/bin --live /etc/postgresql/15/main \
         --stage <stage>/conf --scratch /var/lib/pydeploy/postgres-check/15
 
 1. A check directory (owned by the server's user, mode 0700) gets the live configuration files
