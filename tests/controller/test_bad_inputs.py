@@ -54,7 +54,9 @@ def test_the_table_covers_every_class_role_playbook_and_layout():
     assert {"single", "three", "prod"} <= {c.get("layout", "single") for c in CASES}
     for case in by_class[1]:
         assert case.get("host_vars") and case.get("layout") in ("three", "prod"), case["id"]
-    assert set(PENDING) <= set(ids), set(PENDING) - set(ids)
+    other_tests = ("typo-", "scenario-", "inventory-")  # pending tests of test_typos.py and test_good_inputs.py
+    unknown = {k for k in PENDING if k not in ids and not k.startswith(other_tests)}
+    assert not unknown, f"pending.yml names cases that do not exist: {unknown}"
 
 
 @pytest.mark.parametrize("case", _params())
