@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 COLLECTION = ROOT / "ansible_collections" / "pydeploy" / "django_stack"
 REACHED_RC = 97
+CASE_GROUP = "pydeploy_case"
 PLAYBOOKS = ("site", "app", "web", "db", "deploy", "rollback", "restore")
 
 # Values for the vault_* indirections of the repo's inventories (never real secrets).
@@ -167,7 +168,8 @@ def build_inventory(workdir, layout="single", group_vars=None, host_vars=None, h
                     vault=True):
     """An inventory directory for a layout (or explicit hosts): hosts.yml with every host local, the repo
     inventory's group_vars/ and host_vars/ as they are, group_vars/all/01_vault.yml (dummy vault values),
-    group_vars/all/99_case.yml (the case's variables, which win), host_vars/<host>.yml, and a fact cache."""
+    group_vars/pydeploy_case.yml (the case's variables, which win over every group_vars file),
+    host_vars/<host>.yml, and a fact cache."""
     workdir = Path(workdir)
     spec = LAYOUTS[layout] if hosts is None else {"hosts": hosts, "repo": None}
     hosts = copy.deepcopy(spec["hosts"])
@@ -196,6 +198,9 @@ def build_inventory(workdir, layout="single", group_vars=None, host_vars=None, h
         entry.update(host.get("vars", {}))
         for group in host.get("groups", [])[:1]:
             groups[group]["hosts"][name] = entry
+    # The case's group_vars go to a group of every host with the highest priority, so that they win
+    # over every group_vars file of the repo inventory, whatever it is named (host_vars still win).
+    groups[CASE_GROUP] = {"hosts": {name: None for name in hosts}, "vars": {"ansible_group_priority": 100}}
     document = {"all": {
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
         "children": groups,
@@ -204,7 +209,7 @@ def build_inventory(workdir, layout="single", group_vars=None, host_vars=None, h
     if vault:
         (all_dir / "01_vault.yml").write_text(_dump(DUMMY_VAULT))
     if group_vars:
-        (all_dir / "99_case.yml").write_text(_dump(group_vars))
+        (inv / "group_vars" / f"{CASE_GROUP}.yml").write_text(_dump(group_vars))
     for name, values in (host_vars or {}).items():
         if name not in hosts:
             raise ValueError(f"host_vars for {name}, which is not a host of the layout {layout}")

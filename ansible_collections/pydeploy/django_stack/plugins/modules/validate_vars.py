@@ -26,6 +26,12 @@ description:
     and dict key (C(nginx_sites[1].static_root)), the host, what was given (never the value of a C(no_log) option
     or of an option named like a secret) and what would be accepted.
   - Runs on the controller only; nothing is sent to the host.
+notes:
+  - "How a role adopts it: one task in C(tasks/validate.yml) with C(role), C(formats) for every string that lands in a
+    config file, and C(rules) for the cross-variable checks. Set C(options: {}) on the role's C(validate) entry point
+    (the C(main) options are what this plugin checks). Otherwise Ansible's own argument validation runs first,
+    converts silently or stops at its first error, and its message names no host."
+  - Register the result to use C(normalized) (for instance a four-digit mode from a YAML integer).
 attributes:
   action:
     support: full
