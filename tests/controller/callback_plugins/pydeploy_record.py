@@ -1,5 +1,5 @@
 # Copyright: pydeploy maintainers
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Apache License 2.0 (see galaxy.yml)
 """Callback for the controller tests: records what ran, and stops the run once validation is over.
 
 Writes one JSON object per line to $PYDEPLOY_RECORD: play starts, task starts, and every failed or

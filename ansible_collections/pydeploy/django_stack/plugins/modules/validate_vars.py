@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: pydeploy maintainers
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Apache License 2.0 (see galaxy.yml)
 # Documentation of the action plugin pydeploy.django_stack.validate_vars, which runs entirely on the controller
 # (plugins/action/validate_vars.py); there is no module code to send to a host.
 
@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: validate_vars
 short_description: Check a role's variables strictly before anything changes (controller only)
-author: pydeploy maintainers
+author: pydeploy maintainers (@pydeploy)
 description:
   - Reads the role's C(meta/argument_specs.yml) from this collection and checks the variables as the role will use
     them, templated but not converted. Types per spec (a string where a list or dict is expected is an error, never
@@ -113,4 +113,3 @@ unknown:
   type: list
   returned: always
 """
-

@@ -1,5 +1,5 @@
 # Copyright: pydeploy maintainers
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Apache License 2.0 (see galaxy.yml)
 """Value formats checked on the controller before anything changes on a host.
 
 Every format is a function ``value -> normalized value`` that raises :class:`FormatError` with a
