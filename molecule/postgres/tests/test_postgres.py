@@ -317,7 +317,7 @@ def test_backup_retention_keeps_the_newest_by_count(host):
     ({"postgres_hba_entries": [{"type": "host", "database": "all", "user": "all", "address": "10.0.0.0/8",
                                 "method": "bogus"},
                                {"type": "local", "database": "all", "user": "all", "method": "trust"}]},
-     ["got: bogus found in postgres_hba_entries", "got: trust found in postgres_hba_entries"]),
+     ["postgres_hba_entries[0].method", "postgres_hba_entries[1].method", "is not one of the choices"]),
     ({"postgres_users": [{"name": "reports", "password": "x"}, {"name": "nopassword"}]},
      ["postgres_users[1].password is missing"]),
 ], ids=["unknown-or-trust-hba-method", "missing-password"])
