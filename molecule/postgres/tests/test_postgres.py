@@ -418,9 +418,10 @@ def test_restore_refuses_to_run_as_the_superuser_without_being_told(host):
 CA_DIR = "/etc/postgresql/pydeploy-ca"
 
 
-def exports(extra=None):
-    """postgres_exports as the validate entry point computes them on the host."""
-    rc, doc = run_json(os.path.join(os.path.dirname(__file__), "exports.yml"), extra)
+def exports(extra=None, playbook="exports.yml"):
+    """postgres_exports as the validation play computes them (exports.yml), or as the app tier
+    gets them after the db tier ran (exports_after_db.yml)."""
+    rc, doc = run_json(os.path.join(os.path.dirname(__file__), playbook), extra)
     assert rc == 0, json.dumps(doc)[-2000:]
     for play in doc["plays"]:
         for task in play["tasks"]:
@@ -463,9 +464,10 @@ def test_new_certificate_names_are_served_after_a_reload_not_a_restart(host, clu
     before = served_certificate(host)
     names = ["localhost", "127.0.0.1", "::1", extra_name]
     try:
-        result = run_tags(DB_PLAYBOOK, ["postgres_tls", "postgres_configure", "postgres_service"],
-                          {"postgres_ssl_names": names})
-        assert result.returncode == 0, result.stdout[-3000:]
+        # The exports the app tier gets after the db tier issued the new certificate: the same CA.
+        exported = exports({"postgres_ssl_names": names}, playbook="exports_after_db.yml")
+        assert exported["ca_pem"] == host.file(f"{CA_DIR}/ca.crt").content_string
+        assert exported["sslmode"] == "verify-full"
         after = served_certificate(host)
         assert f"DNS:{extra_name}" in after and after != before
         assert postmaster_start(host) == started
