@@ -18,7 +18,8 @@ CA_FILE = "/etc/postgresql/pydeploy-ca/ca.crt"
 
 @pytest.fixture(name="db", scope="module")
 def fixture_db():
-    return testinfra.get_host("ansible://db", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+    # The db group of the scenario's inventory (one host).
+    return testinfra.get_hosts(["ansible://db"], ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])[0]
 
 
 @pytest.fixture(name="db_name", scope="module")
