@@ -60,6 +60,12 @@ options:
     type: list
     elements: path
     default: []
+  check_inputs_only:
+    description:
+      - Only check the provided certificates and keys (the files exist and hold PEM, and with C(cryptography) on the
+        host, the key belongs to the leaf and the leaf is in force); write nothing. For validation before any change.
+    type: bool
+    default: false
   sites:
     description: The sites.
     type: list
@@ -493,7 +499,31 @@ class Manager:
         except TLSError as exc:
             raise TLSError(f"nginx site {site}: {what} {exc}") from exc
 
+    def check_inputs(self):
+        for site in self.p["sites"]:
+            name = site["name"]
+            if site["source"] == "provided_files":
+                cert_data = self._checked(name, "certificate_file", lambda: self._must_read(site["certificate_file"]))
+                key_data = self._checked(name, "certificate_key_file", lambda: self._must_read(site["key_file"]))
+            elif site["source"] == "provided_content":
+                cert_data = site["certificate_content"].encode()
+                key_data = site["key_content"].encode()
+            else:
+                continue
+            if not HAS_CRYPTOGRAPHY:
+                if not PEM_CERT_RE.search(cert_data):
+                    raise TLSError(f"nginx site {name}: the certificate holds no PEM certificate")
+                if b"PRIVATE KEY-----" not in key_data:
+                    raise TLSError(f"nginx site {name}: the key holds no PEM private key")
+                continue
+            chain = self._checked(name, "certificate", lambda: load_chain(cert_data))
+            key = self._checked(name, "key", lambda: load_key(key_data))
+            check_pair(name, chain, key, self.now)
+        return {"changed": False, "ca_pem": "", "sites": {}, "acme_due": []}
+
     def run(self):
+        if self.p.get("check_inputs_only"):
+            return self.check_inputs()
         tls_dir = self.p["tls_dir"]
         self.host.directory(tls_dir, 0o750)
         for path in self.p["directories"]:
@@ -538,10 +568,11 @@ def main():
             acme_live_dir=dict(type="path", default="/etc/letsencrypt/live"),
             directories=dict(type="list", elements="path", default=[]),
             sites=dict(type="list", elements="dict", required=True, options=site_options),
+            check_inputs_only=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
+    if not HAS_CRYPTOGRAPHY and not module.params["check_inputs_only"]:
         module.fail_json(msg=missing_required_lib("cryptography (python3-cryptography)"))
     old_umask = os.umask(0o077)
     try:
