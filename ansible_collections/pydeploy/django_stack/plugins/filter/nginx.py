@@ -274,7 +274,7 @@ def _check_site(p, raw_sites, index, site, v):
         if not isinstance(v.get("nginx_acme_email"), str) or not EMAIL_RE.match(v.get("nginx_acme_email") or ""):
             p.add("nginx_acme_email", f"an ACME site ({site.get('name')}) needs an account e-mail address")
         for i, name in enumerate(names):
-            if isinstance(name, str) and not FQDN_RE.match(name):
+            if isinstance(name, str) and (_ip(name) is not None or not FQDN_RE.match(name)):
                 p.add(f"{where('server_names')}[{i}]", f"{name!r}: an ACME certificate (HTTP-01) needs DNS names "
                       "the CA can reach at http://NAME/.well-known/acme-challenge/ (no IP address, wildcard or "
                       "single label)")
