@@ -118,6 +118,30 @@ def nginx_ip_listens(sites, port, ipv6=True):
     return list(seen.values())
 
 
+def nginx_upstreams(sites, keepalive_timeout):
+    """The app upstream of every site, as the converge records it on the web host for the `upstream`
+    entry point (drain/undrain renders from this record, never from the calling host's variables)."""
+    return [{"name": s["name"], "servers": list(s.get("upstream_servers") or []),
+             "socket": s.get("upstream_socket") or "", "keepalive": int(s.get("upstream_keepalive") or 0),
+             "keepalive_timeout": int(keepalive_timeout)} for s in sites]
+
+
+def nginx_down_problems(upstreams, down):
+    """Problems of a drain request against the recorded upstreams ([] when fine)."""
+    problems = []
+    if not _is_list(down) or not all(isinstance(d, str) for d in down):
+        return [f"nginx_upstream_down must be a list of host:port (got {down!r})"]
+    for entry in down:
+        if hostport_problem(entry):
+            problems.append(f"nginx_upstream_down: {entry!r} {hostport_problem(entry)}")
+    for upstream in upstreams:
+        servers = upstream.get("servers") or []
+        if servers and not [s for s in servers if s not in down]:
+            problems.append(f"nginx_upstream_down marks every server of site {upstream['name']} down "
+                            f"({', '.join(servers)}); at least one must stay up")
+    return problems
+
+
 def nginx_export_sites(sites):
     """`nginx_exports.sites`: name, server names and upstream (host:port list, or ["unix:<socket>"])."""
     return [{"name": s["name"], "server_names": list(s.get("server_names") or []),
@@ -495,4 +519,6 @@ class FilterModule:
             "nginx_ip_listens": nginx_ip_listens,
             "nginx_problems": nginx_problems,
             "nginx_export_sites": nginx_export_sites,
+            "nginx_upstreams": nginx_upstreams,
+            "nginx_down_problems": nginx_down_problems,
         }
