@@ -56,7 +56,7 @@ def test_nginx_runs_only_the_managed_sites(host):
     assert host.service("nginx").is_running and host.service("nginx").is_enabled
     assert host.run("nginx -t").rc == 0
     enabled = set(host.run("ls -A /etc/nginx/sites-enabled").stdout.split())
-    assert enabled == {"demo.conf", "files.conf", "vault.conf"}, enabled
+    assert enabled == {"demo.conf", "files.conf", "tlsup.conf", "vault.conf"}, enabled
     assert host.socket("tcp://0.0.0.0:443").is_listening
     assert host.socket("tcp://0.0.0.0:80").is_listening
     # The app server listens on loopback and its unix socket only: nginx is the only way in.
@@ -408,6 +408,36 @@ def test_concurrent_requests_per_client_are_limited_and_slow_bodies_time_out(hos
         print(f"held requests, extra {extra}:", held)
         assert held["extra"] == "429", held
         assert held["held_ended"] == {"408": 100}, held
+
+
+def test_upstream_tls_verifies_the_app_servers_certificate(host):
+    """Site tlsup proxies over TLS to 127.0.0.1:9443: a server whose certificate chains to the app
+    servers' CA and names app.internal is served; one with another name is refused (502)."""
+    def serve(name):
+        unit = f"pydeploy-tls-up-{uuid.uuid4().hex[:6]}"
+        started = host.run(
+            f"systemd-run --unit={unit} --property=RuntimeMaxSec=90 python3 /usr/local/lib/pydeploy-tests/tls_http.py "
+            f"--port 9443 --cert /etc/ssl/pydeploy-test/{name}.crt --key /etc/ssl/pydeploy-test/{name}.key "
+            f"--label served-by-{name} --lifetime 80")
+        assert started.rc == 0, started.stderr
+        wait_for(lambda: host.socket("tcp://127.0.0.1:9443").is_listening, 20, "the TLS upstream")
+        return unit
+
+    unit = serve("app.internal")
+    try:
+        response = request(host, "/", name="tlsup.test")
+        assert response.status == 200 and response.body.strip() == "served-by-app.internal", response
+    finally:
+        host.run(f"systemctl stop {unit}")
+    wait_for(lambda: not host.socket("tcp://127.0.0.1:9443").is_listening, 20, "the TLS upstream to stop")
+    unit = serve("other.internal")
+    try:
+        response = request(host, "/", name="tlsup.test")
+        assert response.status == 502, response
+        log = host.run("tail -n 50 /var/log/nginx/error.log").stdout
+        assert "upstream SSL certificate does not match" in log, log[-2000:]
+    finally:
+        host.run(f"systemctl stop {unit}")
 
 
 def test_certificates_match_the_files_and_keys_are_private(host):
