@@ -6,6 +6,7 @@ the listen addresses of sites named by IP address. Plain data in, plain data out
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 
 try:
@@ -124,6 +125,27 @@ def nginx_upstreams(sites, keepalive_timeout):
     return [{"name": s["name"], "servers": list(s.get("upstream_servers") or []),
              "socket": s.get("upstream_socket") or "", "keepalive": int(s.get("upstream_keepalive") or 0),
              "keepalive_timeout": int(keepalive_timeout)} for s in sites]
+
+
+def nginx_config_files(sites, upstreams, conf_dir, sites_dir, upstreams_dir, record, upstreams_only=False):
+    """The `files` of pydeploy.django_stack.config_set: nginx.conf, one file per site and per upstream
+    (each template finds its site by the file's name), and the record of the upstreams, staged in the
+    layout nginx.conf includes them by (relative paths), so that `nginx -t -c %{stage}/nginx.conf`
+    checks exactly this set. `upstreams_only`: the upstream files alone (drain/undrain)."""
+    files = []
+    if not upstreams_only:
+        files.append({"dest": f"{conf_dir}/nginx.conf", "template": "nginx.conf.j2", "stage_as": "nginx.conf",
+                      "mode": "0644"})
+        for site in sites:
+            files.append({"dest": f"{conf_dir}/{sites_dir}/{site['name']}.conf", "template": "site.conf.j2",
+                          "stage_as": f"{sites_dir}/{site['name']}.conf", "mode": "0644"})
+    for upstream in upstreams:
+        files.append({"dest": f"{conf_dir}/{upstreams_dir}/{upstream['name']}.conf", "template": "upstream.conf.j2",
+                      "stage_as": f"{upstreams_dir}/{upstream['name']}.conf", "mode": "0644"})
+    if not upstreams_only:
+        files.append({"dest": record, "content": json.dumps(upstreams, indent=1, sort_keys=True) + "\n",
+                      "stage_as": f"{upstreams_dir}/{record.rsplit('/', 1)[-1]}", "mode": "0644"})
+    return files
 
 
 def nginx_down_problems(upstreams, down):
@@ -521,4 +543,5 @@ class FilterModule:
             "nginx_export_sites": nginx_export_sites,
             "nginx_upstreams": nginx_upstreams,
             "nginx_down_problems": nginx_down_problems,
+            "nginx_config_files": nginx_config_files,
         }
