@@ -35,7 +35,7 @@ def nginx_stack_sites(apps, websocket_path="/ws/"):
         tls = server.get("tls") or {}
         site = {
             "name": app["name"],
-            "server_names": list(app.get("server_names") or []),
+            "server_names": list(dict.fromkeys(app.get("server_names") or [])),
             "upstream_servers": upstream,
             "upstream_socket": server.get("socket_path") or "",
         }
