@@ -306,7 +306,9 @@ def _check_site(p, raw_sites, index, site, v):
         p.add(where("certificate"), f"must be local_ca, provided or acme (got {certificate!r})")
     if certificate == "provided":
         content = site.get("certificate_content") or ""
-        has_key = bool(site.get("certificate_key_content"))
+        # The merged sites seen here carry no key content (it never enters messages): `__with_key` names
+        # the sites that have one.
+        has_key = bool(site.get("certificate_key_content")) or site.get("name") in (v.get("__with_key") or [])
         files = [site.get("certificate_file") or "", site.get("certificate_key_file") or ""]
         if content:
             if "-----BEGIN CERTIFICATE-----" not in str(content):

@@ -92,6 +92,10 @@ def problems(site_override=None, raw_override=None, **top):
 
 def test_good_input_passes():
     assert problems() == []
+    # A key given as content is named in __with_key (the merged sites carry no key content).
+    content = {"certificate": "provided", "certificate_content": "-----BEGIN CERTIFICATE-----x"}
+    assert problems(content, {}, __with_key=["demo"]) == []
+    assert any("certificate_key_content" in p for p in problems(content, {}))
 
 
 @pytest.mark.parametrize("site,raw,top,expected", [
