@@ -14,6 +14,7 @@ try:
 except ImportError:  # unit tests without Ansible
     AnsibleFilterError = ValueError
 
+
 def _ip(name):
     try:
         return ipaddress.ip_address(str(name).strip("[]"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: dir_acl
-author: pydeploy maintainers
+author: pydeploy maintainers (@pydeploy)
 version_added: 0.1.0
 short_description: Ensure POSIX ACL entries (access and default) on several directories in one round trip
 description:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: nginx_tls
-author: pydeploy maintainers
+author: pydeploy maintainers (@pydeploy)
 version_added: 0.1.0
 short_description: The certificates and keys of every nginx site on a web host, in one round trip
 description:

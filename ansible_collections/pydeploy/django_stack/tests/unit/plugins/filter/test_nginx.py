@@ -125,4 +125,3 @@ def test_good_input_passes():
 def test_bad_input_names_the_variable_and_the_host(site, raw, top, expected):
     found = problems(site, raw, **top)
     assert any(expected in p and "(host web1)" in p for p in found), found
-

@@ -62,7 +62,7 @@ def test_python_strict_verification_accepts_the_leaf(tmp_path):
     client_in, client_out, server_in, server_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
     client = ctx.wrap_bio(client_in, client_out, server_hostname="localhost")
     srv = server.wrap_bio(server_in, server_out, server_side=True)
-    for _ in range(10):
+    for _round in range(10):
         for side in (client, srv):
             try:
                 side.do_handshake()
@@ -105,7 +105,7 @@ def _pair(tmp_path, name):
 
 def test_provided_content_is_checked_before_it_is_written(tmp_path):
     cert, key = _pair(tmp_path, "one")
-    _, other_key = _pair(tmp_path, "two")
+    other_key = _pair(tmp_path, "two")[1]
     with pytest.raises(m.TLSError, match="does not belong"):
         run(tmp_path, [{"name": "v", "source": "provided_content", "names": ["v.test"],
                         "certificate_content": cert, "key_content": other_key}])
