@@ -429,9 +429,10 @@ def nginx_problems(v, host="?"):
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not NAME_RE.match(raw.get("name")):
             p.add(f"nginx_sites[{index}].name", "every site needs a name of letters, digits, _ and -")
             continue
+        if raw["name"] in names:
+            p.add(f"nginx_sites[{index}].name", f"{raw['name']} is the name of nginx_sites[{names.index(raw['name'])}] "
+                  "already; site names are unique")
         names.append(raw["name"])
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        p.add("nginx_sites", f"site name {name} is used twice")
     for key in ("nginx_http_port", "nginx_https_port"):
         port = _int(v.get(key))
         if port is None or not 1 <= port <= 65535:
