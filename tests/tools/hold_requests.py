@@ -13,6 +13,8 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def status_of(sock):
+    """The status code the server answered, "closed" when it closed or reset the connection without
+    one, "open" when nothing happened before the socket's timeout."""
     data = b""
     try:
         while b"\r\n" not in data:
@@ -20,6 +22,8 @@ def status_of(sock):
             if not chunk:
                 break
             data += chunk
+    except socket.timeout:
+        return "open"
     except OSError:
         pass
     line = data.split(b"\r\n", 1)[0].decode("latin-1")

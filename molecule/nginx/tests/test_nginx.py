@@ -287,7 +287,8 @@ def test_unknown_host_on_port_80_is_closed_without_a_redirect(host):
     # Before the catch-all, the first site answered and reflected the Host into Location:.
     for target in ("http://127.0.0.1/", f"http://{_own_address(host)}/"):
         rc, out = _curl(host, "-H", "Host: evil.example", target)
-        assert rc == 52, (target, rc, out)  # curl: empty reply, nginx closed the connection (444)
+        # curl: empty reply (52) or reset (56): nginx closed the connection without an answer (444).
+        assert rc in (52, 56), (target, rc, out)
         assert "location:" not in out.lower(), out
     # A site's own name still gets its redirect.
     assert request(host, "/x", name="vault.test", scheme="http").header("location") == "https://vault.test/x"
@@ -397,17 +398,19 @@ def test_websocket_handshakes_are_rate_limited_per_client(host):
 
 def test_concurrent_requests_per_client_are_limited_and_slow_bodies_time_out(host):
     """100 requests held open by one client (headers sent, body never): the next one gets 429,
-    also on a static file (limit_conn on every location); the held ones end with nginx's 408 after
-    client_body_timeout, without the app ever seeing them."""
+    also on a static file (limit_conn on every location); nginx drops the held ones after
+    client_body_timeout (15 s; nginx's default would keep them a minute), before the tool stops
+    waiting after 40 s, without the app ever seeing them."""
     css = static_css(host)
     for extra in ("/health/", css):
         result = host.run(f"python3 /usr/local/lib/pydeploy-tests/hold_requests.py --name vault.test --path /health/ "
-                          f"--extra-path {extra} --held 100 --wait 60")
+                          f"--extra-path {extra} --held 100 --wait 40")
         assert result.rc == 0, result.stderr[-1500:]
         held = json.loads(result.stdout)
         print(f"held requests, extra {extra}:", held)
         assert held["extra"] == "429", held
-        assert held["held_ended"] == {"408": 100}, held
+        # Ended by nginx: a 408, or the connection reset (reset_timedout_connection); never still open.
+        assert "open" not in held["held_ended"] and sum(held["held_ended"].values()) == 100, held
 
 
 def test_upstream_tls_verifies_the_app_servers_certificate(host):
@@ -470,7 +473,10 @@ def test_security_headers_the_app_also_sends_reach_clients_once_with_nginx_value
     once, nginx's, on the app's successes and its errors (no duplicates, no contradicting values)."""
     with tempfile.TemporaryDirectory() as tmp:
         src = make_release(pathlib.Path(tmp), "1.1.0-headers", extra_settings=DJANGO_SECURITY_MIDDLEWARES)
-        result = run_playbook("pydeploy.django_stack.app", {"python_app_source_path": str(src)})
+        # The contradicting values are deliberate (SAMEORIGIN, a short HSTS): Django's deployment
+        # checks warn about them, which is not what this test is about.
+        result = run_playbook("pydeploy.django_stack.app", {"python_app_source_path": str(src), "python_app_source_type": "path",
+                                                            "python_app_django_check_fail_level": "ERROR"})
     assert result.returncode == 0, result.stdout[-3000:]
     # The app itself sends them (asked directly on its TCP bind, as nginx would ask it).
     status, direct, _ = http_get(host, "/health/", url="http://127.0.0.1:8001", headers={"X-Forwarded-Proto": "https"})
