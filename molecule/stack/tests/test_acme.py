@@ -28,7 +28,7 @@ def fixture_web(host):
 @pytest.fixture(name="acme", scope="module")
 def fixture_acme():
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    return testinfra.get_host(f"ansible://acme?ansible_inventory={inventory}")
+    return testinfra.get_hosts([f"ansible://acme?ansible_inventory={inventory}"])[0]
 
 
 def acme_name(acme):

@@ -13,7 +13,7 @@ testinfra_hosts = ["ansible://web"]
 @pytest.fixture(name="client", scope="module")
 def fixture_client():
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    return testinfra.get_hosts(f"ansible://app?ansible_inventory={inventory}")[0]
+    return testinfra.get_hosts([f"ansible://app?ansible_inventory={inventory}"])[0]
 
 
 def web_address(web, client):
