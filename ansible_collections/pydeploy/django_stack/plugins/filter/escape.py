@@ -6,7 +6,6 @@
 - nginx_string: a quoted string argument of an nginx directive.
 - pg_hba_field: one field of a pg_hba.conf line.
 - python_literal: a Python literal (gunicorn.conf.py and other Python configuration).
-- octal_mode: a file mode as four octal digits ("0660"), whatever type arrives (YAML 0660 is 432).
 
 Each refuses what its format cannot carry safely (newlines and other control characters
 everywhere, as they would start a line of their own) with an error naming the value's role
@@ -95,22 +94,6 @@ def python_literal(value, what="value"):
     raise AnsibleFilterError(f"python_literal: {what} of type {type(value).__name__} has no Python literal")
 
 
-def octal_mode(value, what="mode"):
-    """A file mode as four octal digits: "660", "0660", "0o660" and the integer 432 (YAML 0660) -> "0660"."""
-    if isinstance(value, bool):
-        raise AnsibleFilterError(f"octal_mode: {what} must be an octal mode such as \"0660\", not a boolean")
-    if isinstance(value, int):
-        mode = value
-    elif isinstance(value, str) and re.fullmatch(r"(0o?)?[0-7]{1,4}", value):
-        text = value
-        mode = int(text[2:] if text.startswith("0o") else text, 8)
-    else:
-        raise AnsibleFilterError(f"octal_mode: {what} must be an octal mode such as \"0660\" (got {value!r})")
-    if not 0 <= mode <= 0o7777:
-        raise AnsibleFilterError(f"octal_mode: {what} is out of range for a mode (got {value!r})")
-    return f"{mode:04o}"
-
-
 class FilterModule:
     def filters(self):
         return {
@@ -118,5 +101,4 @@ class FilterModule:
             "nginx_string": nginx_string,
             "pg_hba_field": pg_hba_field,
             "python_literal": python_literal,
-            "octal_mode": octal_mode,
         }
