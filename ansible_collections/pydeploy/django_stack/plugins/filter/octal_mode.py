@@ -20,6 +20,10 @@ options:
     description: The mode.
     type: raw
     required: true
+  what:
+    description: The variable the mode came from, named in the error message.
+    type: str
+    default: mode
 """
 
 EXAMPLES = r"""
@@ -40,11 +44,11 @@ from ansible_collections.pydeploy.django_stack.plugins.plugin_utils.formats impo
 from ansible_collections.pydeploy.django_stack.plugins.plugin_utils.formats import octal_mode as _octal_mode
 
 
-def octal_mode(value):
+def octal_mode(value, what="mode"):
     try:
         return _octal_mode(value)
     except FormatError as err:
-        raise AnsibleFilterError(f"octal_mode: {err} (given {value!r})") from None
+        raise AnsibleFilterError(f"octal_mode: {what}: {err} (given {value!r})") from None
 
 
 class FilterModule:

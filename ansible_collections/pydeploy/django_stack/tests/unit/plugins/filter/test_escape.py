@@ -6,7 +6,9 @@ import subprocess
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.pydeploy.django_stack.plugins.filter.escape import (env_file_value, nginx_string, pg_hba_field,
+from ansible_collections.pydeploy.django_stack.plugins.filter.octal_mode import octal_mode
+from ansible_collections.pydeploy.django_stack.plugins.filter.escape import (env_file_value, nginx_string,
+                                                                            pg_hba_field,
                                                                             python_literal)
 
 NASTY = ["plain", "with space", "it's", "$(touch /tmp/pwned)", "`id`", "${HOME}", 'dq " and \\ bs', "a;b&c|d", "",
@@ -80,3 +82,16 @@ def test_python_literal_refuses(value):
     with pytest.raises(AnsibleFilterError):
         python_literal(value, "gunicorn_settings.x")
 
+
+@pytest.mark.parametrize("value, expected", [("0660", "0660"), ("660", "0660"), ("0o640", "0640"), (432, "0660"),
+                                             ("2775", "2775"), (0, "0000")])
+def test_octal_mode(value, expected):
+    assert octal_mode(value) == expected
+
+
+# An integer above 0o777 is refused: an unquoted 660 is the decimal number 660 (0o1224).
+@pytest.mark.parametrize("value", [True, "u=rw", "0999", 0o17777, 660, "12345", None, "0660\n"])
+def test_octal_mode_refuses(value):
+    with pytest.raises(AnsibleFilterError) as err:
+        octal_mode(value, "gunicorn_socket_mode")
+    assert "gunicorn_socket_mode" in str(err.value)
