@@ -47,8 +47,8 @@ def test_units_run_with_socket_activation(host, mode):
 
 def test_gunicorn_mode_composes_the_gunicorn_role(host):
     conf = host.file("/etc/gunicorn/demo.conf.py").content_string
-    assert 'wsgi_app = "demo.asgi:application"' in conf
-    assert 'worker_class = "pydeploy_uvicorn_worker.UvicornWorker"' in conf
+    assert re.search(r"""^wsgi_app = ['"]demo\.asgi:application['"]$""", conf, re.M), conf
+    assert re.search(r"""^worker_class = ['"]pydeploy_uvicorn_worker\.UvicornWorker['"]$""", conf, re.M), conf
     # No standalone units for the demo: the gunicorn role's units serve it.
     assert not host.file("/etc/systemd/system/uvicorn-demo.service").exists
 
