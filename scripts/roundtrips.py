@@ -2,8 +2,10 @@
 """Remote round trips per role (and task) in the output of `ansible-playbook -vvv`.
 
 A round trip is one command the connection plugin runs on a host (EXEC) or one file it moves
-(PUT/FETCH); with pipelining a module call is one EXEC. Prints, per host and role, the round
-trips and the tasks that made them, then the totals; with --tasks, every task that made any.
+(PUT/FETCH). A module run is an EXEC that starts Python: with pipelining it is the module call's
+only round trip; without, Ansible adds a temporary directory, a PUT and a chmod around it (about
+4 round trips per module). Prints, per host and role, the round trips and the module runs, then
+the totals; with --tasks, every task that made any.
 
   ansible-playbook -vvv ... > run.log; python3 scripts/roundtrips.py run.log [--role gunicorn] [--tasks]
   scripts/measure_noop.sh SCENARIO  (converge, then a measured no-op converge; prints this table)
@@ -21,7 +23,7 @@ DURATION = re.compile(r"^Playbook run took (?:(\d+) days, )?(\d+) hours, (\d+) m
 
 def parse(lines):
     calls = collections.Counter()
-    tasks = collections.defaultdict(set)
+    tasks = collections.Counter()
     per_task = collections.Counter()
     task, role, seconds = "(none)", "(play)", None
     for line in lines:
@@ -35,7 +37,8 @@ def parse(lines):
         if match:
             key = (match.group("host"), role)
             calls[key] += 1
-            tasks[key].add(task)
+            if match.group("kind") == "EXEC" and "python" in line:
+                tasks[key] += 1
             per_task[(match.group("host"), task)] += 1
             continue
         match = DURATION.match(line)
@@ -54,10 +57,10 @@ def main():
     with open(args.log, encoding="utf-8", errors="replace") as fh:
         calls, tasks, per_task, seconds = parse(fh)
     rows = sorted(k for k in calls if not args.role or k[1] in args.role)
-    print(f"{'host':<28} {'role':<16} {'round trips':>11} {'tasks':>6}")
+    print(f"{'host':<28} {'role':<16} {'round trips':>11} {'module runs':>12}")
     for host, role in rows:
-        print(f"{host:<28} {role:<16} {calls[(host, role)]:>11} {len(tasks[(host, role)]):>6}")
-    print(f"{'total':<45} {sum(calls[k] for k in rows):>11}")
+        print(f"{host:<28} {role:<16} {calls[(host, role)]:>11} {tasks[(host, role)]:>12}")
+    print(f"{'total':<45} {sum(calls[k] for k in rows):>11} {sum(tasks[k] for k in rows):>12}")
     if seconds is not None:
         print(f"wall time (profile_tasks): {seconds} s")
     if args.tasks:
