@@ -148,20 +148,36 @@ def _all_systemd_sockets(sockets):
     return [socket.socket(fileno=os.dup(fd)) for fd in fds]
 
 
+def _multiprocess_serving_every_socket(base):
+    """Uvicorn's supervisor class, handing every systemd socket to the workers it spawns."""
+
+    class _Multiprocess(base):
+        def __init__(self, *args, **kwargs):
+            # Multiprocess(config, sockets) in Uvicorn 0.54 (config, target, sockets before).
+            if "sockets" in kwargs:
+                kwargs["sockets"] = _all_systemd_sockets(kwargs["sockets"])
+            elif args:
+                args = (*args[:-1], _all_systemd_sockets(args[-1]))
+            super().__init__(*args, **kwargs)
+
+    return _Multiprocess
+
+
 def _use_server_in_standalone_uvicorn():
     """Make Uvicorn's CLI and supervisor build _Server (and serve every systemd socket). Runs in the
     supervisor and, as the supervisor's spawned workers import this file again as __mp_main__, in
     every worker."""
-    import uvicorn.main
-    import uvicorn.supervisors.multiprocess
+    import importlib
 
-    class _Multiprocess(uvicorn.supervisors.multiprocess.Multiprocess):
-        def __init__(self, config, target, sockets):
-            super().__init__(config, target, _all_systemd_sockets(sockets))
-
-    uvicorn.main.Server = _Server
-    uvicorn.supervisors.multiprocess.Server = _Server
-    uvicorn.main.Multiprocess = _Multiprocess
+    # The modules themselves: the package's attribute `uvicorn.main` is the click command, which
+    # `uvicorn/__init__.py` imports under that name.
+    main_module = importlib.import_module("uvicorn.main")
+    multiprocess_module = importlib.import_module("uvicorn.supervisors.multiprocess")
+    main_module.Server = _Server
+    multiprocess_module.Server = _Server
+    if not getattr(main_module.Multiprocess, "_pydeploy", False):
+        main_module.Multiprocess = _multiprocess_serving_every_socket(main_module.Multiprocess)
+        main_module.Multiprocess._pydeploy = True
 
 
 if __name__ == "__mp_main__" and Server is not None:
@@ -179,10 +195,10 @@ def serve(argv):
     if python != sys.executable:
         os.execv(python, [python, os.path.abspath(__file__), "serve", *argv])
 
-    import uvicorn.main
+    import importlib
 
     _use_server_in_standalone_uvicorn()
-    return uvicorn.main.main(argv, prog_name="uvicorn")
+    return importlib.import_module("uvicorn.main").main(argv, prog_name="uvicorn")
 
 
 def missing_distributions(names):
