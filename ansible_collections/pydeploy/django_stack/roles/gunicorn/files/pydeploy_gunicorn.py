@@ -64,7 +64,7 @@ def wait_for_new_workers(server, ready_file, alive, sleep=time.sleep, monotonic=
     workers = sorted(server.WORKERS.items(), key=lambda item: item[1].age)
     if not len(workers) > server.num_workers > 0:
         return "steady"
-    newest = [pid for pid, _ in workers[-server.num_workers:]]
+    newest = [pid for pid, _worker in workers[-server.num_workers:]]
     deadline = monotonic() + server.timeout
     while monotonic() < deadline:
         if not all(alive(pid) for pid in newest):

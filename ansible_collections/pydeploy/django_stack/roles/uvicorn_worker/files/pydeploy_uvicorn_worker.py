@@ -203,7 +203,7 @@ def serve(argv):
 
 def missing_distributions(names):
     """The distributions among names that are not installed for this interpreter."""
-    import importlib.metadata as metadata
+    from importlib import metadata
 
     missing = []
     for name in names:
