@@ -1,0 +1,79 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Apache-2.0 (see the collection's galaxy.yml)
+"""Module python_app_inspect: what python_app derives from a source tree on the host (git sources)."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: python_app_inspect
+short_description: Find a project's layout, requirements and Python version in a tree on the host
+description:
+  - The same inspection the action C(python_app_source) does on the controller for a path source, for a
+    tree exported on the host (git source). Fails with a message naming the variable to set.
+options:
+  path: {type: path, required: true, description: The exported source tree.}
+  requirements_file: {type: str, default: ""}
+  django_root: {type: str, default: ""}
+  settings_module: {type: str, default: ""}
+  django: {type: bool, default: true}
+  server_packages: {type: list, elements: str, default: []}
+  min_versions: {type: dict, default: {}}
+author: pydeploy maintainers
+"""
+
+RETURN = r"""
+layout: {description: django_root, settings_module, project, wsgi_module, asgi_module, returned: success, type: dict}
+requirements: {description: file, kind, hashes, digest, returned: success, type: dict}
+server_packages: {description: The server packages pip installs besides the project's, returned: success, type: list}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pydeploy.django_stack.plugins.module_utils.python_app_project import (
+    ProjectError, inspect_tree, resolve_server_packages)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "requirements_file": {"type": "str", "default": ""},
+            "django_root": {"type": "str", "default": ""},
+            "settings_module": {"type": "str", "default": ""},
+            "django": {"type": "bool", "default": True},
+            "server_packages": {"type": "list", "elements": "str", "default": []},
+            "min_versions": {"type": "dict", "default": {}},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    root = p["path"]
+    paths = []
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in (".git", "__pycache__")]
+        rel = os.path.relpath(directory, root)
+        for name in files:
+            paths.append(name if rel == "." else f"{rel}/{name}".replace(os.sep, "/"))
+
+    def read(path):
+        try:
+            with open(os.path.join(root, path), encoding="utf-8", errors="replace") as handle:
+                return handle.read()
+        except OSError:
+            return None
+
+    try:
+        inspection = inspect_tree(paths, read, p["requirements_file"], p["django_root"], p["settings_module"],
+                                  p["django"])
+        packages, notes = resolve_server_packages(p["server_packages"], p["min_versions"], inspection["requirements"])
+    except ProjectError as exc:
+        module.fail_json(msg=str(exc))
+    requirements = dict(inspection["requirements"])
+    requirements["requirements"] = {name: spec for name, (spec, _) in requirements["requirements"].items()}
+    module.exit_json(changed=False, layout=inspection["layout"], requirements=requirements,
+                     python=inspection["python"], server_packages=packages, notes=notes)
+
+
+if __name__ == "__main__":
+    main()
