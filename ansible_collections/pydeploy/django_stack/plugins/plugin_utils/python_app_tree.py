@@ -183,13 +183,24 @@ def pack(root, paths, dest, extra_trees=()):
             info.mode = 0o755 if info.isdir() else info.mode
             archive.addfile(info)
 
+    def add_dir(archive, arcname):
+        info = tarfile.TarInfo(arcname)
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+        info.uname = info.gname = "root"
+        archive.addfile(info)
+
+    entries = [(os.path.join(root, path), path) for path in paths]
+    for prefix, directory, names in extra_trees:
+        entries += [(os.path.join(directory, name), f"{prefix}/{name}" if prefix else name) for name in names]
+    # Every directory is in the archive itself, so that unpacking gives all of them the same owner.
+    directories = sorted({"/".join(arc.split("/")[:i]) for _, arc in entries for i in range(1, arc.count("/") + 1)})
     tmp = dest + ".tmp"
     with tarfile.open(tmp, "w:gz", compresslevel=6) as archive:
-        for path in paths:
-            add(archive, os.path.join(root, path), path)
-        for prefix, directory, names in extra_trees:
-            for name in names:
-                add(archive, os.path.join(directory, name), f"{prefix}/{name}" if prefix else name)
+        for directory in directories:
+            add_dir(archive, directory)
+        for full, arcname in entries:
+            add(archive, full, arcname)
     os.replace(tmp, dest)
     return dest
 
