@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Converge benchmark (issue 13): how long the collection's playbooks take, not how fast the app serves.
+
+    scripts/bench_converge.sh [--layouts single,three] [--runs 3] [--ssh] [--keep]
+
+For each layout, `runs` times, on fresh containers built from the local Debian image:
+  cold     site.yml on new containers (image, apt and pip caches present)
+  no-op    site.yml again (nothing to change; must report changed=0)
+  deploy   deploy.yml with a new release of the demo (its VERSION bumped); in the three-tier
+           layout under a bounded load through nginx on the web host's loopback, whose failed
+           requests are reported
+Each row: wall time, task results (ok+changed+skipped+failed+rescued+ignored summed over hosts,
+from the play recap) and changed count. With --ssh the no-op converge of the single box is also
+measured over SSH (sshd in the container, published on 127.0.0.1 only) with and without
+pipelining and ControlPersist: the figures of README "Running it fast".
+Prints a markdown table and keeps it under .cache/bench-reports/. Reports; never asserts on time.
+"""
+import argparse
+import json
+import os
+import pathlib
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+COLLECTION = ROOT / "ansible_collections/pydeploy/django_stack"
+DEMO = COLLECTION / "roles/python_app/files/demo_project"
+CACHE = pathlib.Path(os.environ.get("PYDEPLOY_CACHE_DIR", pathlib.Path.home() / ".cache/pydeploy"))
+PREFIX = os.environ.get("PYDEPLOY_INSTANCE_PREFIX", "pydeploy") + "-bc"
+RELEASE = os.environ.get("PYDEPLOY_DEBIAN", "12")
+IMAGE = f"{os.environ.get('PYDEPLOY_IMAGE_PREFIX', 'pydeploy/debian-systemd')}:{RELEASE}"
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)"
+                   r"\s+rescued=(\d+)\s+ignored=(\d+)", re.M)
+
+
+def sh(*cmd, check=True, capture=False, **kw):
+    return subprocess.run(cmd, check=check, text=True, capture_output=capture, **kw)
+
+
+def container(name, network, ports=()):
+    sh("docker", "rm", "-f", name, check=False, capture=True)
+    args = ["docker", "run", "-d", "--name", name, "--hostname", name.rsplit("-", 1)[-1], "--network", network,
+            "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+            "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
+            "-v", f"{CACHE}/apt-{RELEASE}:/var/cache/apt/archives:rw", "-v", f"{CACHE}/pip:/root/.cache/pip:rw"]
+    for port in ports:
+        args += ["-p", f"127.0.0.1:{port}"]
+    sh(*args, IMAGE, capture=True)
+    for _ in range(60):
+        state = sh("docker", "exec", name, "systemctl", "is-system-running", "--wait", check=False, capture=True).stdout
+        if state.strip() in ("running", "degraded"):
+            return
+        time.sleep(1)
+    raise SystemExit(f"systemd in {name} did not come up")
+
+
+def extra_ca_b64():
+    out = sh("bash", "-c", f"source {ROOT}/scripts/lib.sh && host_extra_ca_b64", capture=True, check=False)
+    return out.stdout.strip()
+
+
+def inventory(layout, workdir, source, conn="docker", ssh_port=None):
+    hosts = {"single": {"box": ["db", "app", "web"]},
+             "three": {"web": ["web"], "app1": ["app"], "app2": ["app"], "db": ["db"]}}[layout]
+    groups = {"db": {}, "app": {}, "web": {}}
+    for host, member_of in hosts.items():
+        entry = {"ansible_host": f"{PREFIX}-{layout}-{host}"}
+        if conn == "ssh":
+            entry = {"ansible_host": "127.0.0.1", "ansible_port": ssh_port, "ansible_user": "root",
+                     "ansible_ssh_private_key_file": str(workdir / "id_ed25519"),
+                     "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"}
+        for group in member_of:
+            groups[group][host] = entry
+    common = {
+        "ansible_connection": "community.docker.docker" if conn == "docker" else "ssh",
+        "pydeploy_test_extra_ca": extra_ca_b64(),
+        "python_app_ca_certificates": "{{ [pydeploy_test_extra_ca | b64decode] if pydeploy_test_extra_ca | length > 0 else [] }}",
+        "python_app_pip_cert": "{{ '/etc/ssl/certs/ca-certificates.crt' if pydeploy_test_extra_ca | length > 0 else '' }}",
+        "python_app_source_type": "path",
+        "python_app_source_path": str(source),
+        "python_app_allowed_hosts": ["localhost", "127.0.0.1"],
+        "python_app_secret_key": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-0123456789",
+        "python_app_database": {"engine": "postgresql", "name": "demo", "user": "demo",
+                                "host": "/var/run/postgresql" if layout == "single" else "db", "port": 5432},
+        "python_app_database_password": "bench-only-db-password",
+        "gunicorn_private_users": False,
+        "nginx_sites": [{"name": "demo", "server_names": ["localhost", "127.0.0.1"]}],
+        "nginx_rate_limit": {},
+    }
+    if layout == "three":
+        common["gunicorn_bind_tcp"] = ["{{ ansible_facts['default_ipv4']['address'] }}:8000"]
+        common["postgres_listen_addresses"] = ["localhost", "{{ ansible_facts['default_ipv4']['address'] }}"]
+    inv = {"all": {"children": {g: {"hosts": h} for g, h in groups.items()}, "vars": common}}
+    path = workdir / f"inventory-{layout}-{conn}.json"
+    path.write_text(json.dumps(inv, indent=1))
+    return path
+
+
+def playbook(name, inv, env=None, extra=()):
+    cmd = [shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(inv), f"pydeploy.django_stack.{name}", *extra]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, text=True, capture_output=True, env={**os.environ, **(env or {})}, cwd=ROOT)
+    wall = time.monotonic() - start
+    recap = RECAP.findall(proc.stdout)
+    tasks = sum(int(ok) + int(sk) + int(fa) + int(re_) + int(ig) for _, ok, _, _, fa, sk, re_, ig in recap)
+    changed = sum(int(c) for _, _, c, *_ in recap)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.splitlines()[-40:])
+        raise SystemExit(f"ansible-playbook {name} failed ({proc.returncode}):\n{tail}\n{proc.stderr[-2000:]}")
+    return {"wall": wall, "tasks": tasks, "changed": changed}
+
+
+def bump(source, version):
+    (source / "VERSION").write_text(f"{version}\n")
+
+
+def load_start(web):
+    tools = ROOT / "tests/tools/loadgen.py"
+    sh("docker", "cp", str(tools), f"{web}:/usr/local/bin/pydeploy-loadgen.py", capture=True)
+    cmd = ("nohup python3 /usr/local/bin/pydeploy-loadgen.py --url https://127.0.0.1 --path /health/ "
+           "--concurrency 4 --duration 600 --requests 200000 --stop-file /tmp/bench.stop "
+           "> /tmp/bench-load.json 2>/tmp/bench-load.err < /dev/null &")
+    sh("docker", "exec", web, "bash", "-c", f"rm -f /tmp/bench.stop /tmp/bench-load.json; {cmd}")
+
+
+def load_stop(web):
+    sh("docker", "exec", web, "touch", "/tmp/bench.stop")
+    for _ in range(120):
+        out = sh("docker", "exec", web, "cat", "/tmp/bench-load.json", check=False, capture=True).stdout
+        if out.strip().startswith("{"):
+            return json.loads(out)
+        time.sleep(1)
+    return {}
+
+
+def run_layout(layout, runs, workdir, rows, ssh=False):
+    names = {"single": ["box"], "three": ["web", "app1", "app2", "db"]}[layout]
+    network = f"{PREFIX}-net"
+    sh("docker", "network", "create", network, check=False, capture=True)
+    for run in range(1, runs + 1):
+        source = workdir / f"src-{layout}-{run}"
+        shutil.rmtree(source, ignore_errors=True)
+        shutil.copytree(DEMO, source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for host in names:
+            container(f"{PREFIX}-{layout}-{host}", network, ports=("22",) if ssh and layout == "single" else ())
+        inv = inventory(layout, workdir, source)
+        env = {"ANSIBLE_COLLECTIONS_PATH": os.environ.get("PYDEPLOY_COLLECTIONS_PATH", "")}
+        for step in ("cold", "no-op"):
+            result = playbook("site", inv, env)
+            rows.append({"layout": layout, "run": run, "step": f"site.yml {step}", **result})
+            print(f"{layout} run {run} {step}: {result}", flush=True)
+        bump(source, f"1.0.{run}-bench")
+        web = f"{PREFIX}-{layout}-{'web' if layout == 'three' else 'box'}"
+        load_start(web)
+        try:
+            result = playbook("deploy", inv, env)
+        finally:
+            load = load_stop(web)
+        note = f"load: {load.get('sent', '?')} sent, {load.get('failed', '?')} failed"
+        rows.append({"layout": layout, "run": run, "step": "deploy.yml (new release)", "note": note, **result})
+        print(f"{layout} run {run} deploy: {result} {note}", flush=True)
+    return names
+
+
+def ssh_rows(workdir, rows):
+    name = f"{PREFIX}-single-box"
+    key = workdir / "id_ed25519"
+    if not key.exists():
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
+    port = sh("docker", "port", name, "22", check=False, capture=True).stdout.strip().rsplit(":", 1)[-1]
+    sh("docker", "exec", name, "bash", "-c",
+       "apt-get install -y -qq openssh-server >/dev/null && mkdir -p /root/.ssh && systemctl start ssh")
+    sh("docker", "exec", "-i", name, "bash", "-c", "cat > /root/.ssh/authorized_keys",
+       input=(workdir / "id_ed25519.pub").read_text())
+    inv = inventory("single", workdir, workdir / "src-single-1", conn="ssh", ssh_port=int(port))
+    variants = [
+        ("SSH, no pipelining, no ControlPersist", {"ANSIBLE_PIPELINING": "False", "ANSIBLE_SSH_ARGS": "-o ControlMaster=no"}),
+        ("SSH, ControlPersist only", {"ANSIBLE_PIPELINING": "False"}),
+        ("SSH, pipelining + ControlPersist (ansible.cfg)", {}),
+    ]
+    for label, env in variants:
+        env = {"ANSIBLE_COLLECTIONS_PATH": os.environ.get("PYDEPLOY_COLLECTIONS_PATH", ""), **env}
+        result = playbook("site", inv, env)
+        rows.append({"layout": "single", "run": 1, "step": f"site.yml no-op, {label}", **result})
+        print(f"ssh {label}: {result}", flush=True)
+
+
+def table(rows):
+    out = ["| layout | step | runs | median s | min s | max s | task results | changed | note |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    seen = []
+    for row in rows:
+        key = (row["layout"], row["step"])
+        if key not in seen:
+            seen.append(key)
+    for layout, step in seen:
+        group = [r for r in rows if (r["layout"], r["step"]) == (layout, step)]
+        walls = [r["wall"] for r in group]
+        notes = "; ".join(r["note"] for r in group if r.get("note"))
+        out.append(f"| {layout} | {step} | {len(group)} | {statistics.median(walls):.0f} | {min(walls):.0f} | "
+                   f"{max(walls):.0f} | {group[-1]['tasks']} | {'/'.join(str(r['changed']) for r in group)} | {notes} |")
+    return "\n".join(out)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--layouts", default="single,three")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--ssh", action="store_true")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="pydeploy-bench-converge-"))
+    rows, names = [], []
+    started = time.monotonic()
+    try:
+        for layout in args.layouts.split(","):
+            names += [f"{PREFIX}-{layout}-{n}" for n in run_layout(layout, args.runs, workdir, rows, args.ssh)]
+        if args.ssh and "single" in args.layouts:
+            ssh_rows(workdir, rows)
+    finally:
+        report = (f"Converge benchmark {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
+                  f"Debian {RELEASE} containers, docker connection unless noted, load average at the end "
+                  f"{open('/proc/loadavg').read().split()[:3]}, total {(time.monotonic() - started) / 60:.0f} min\n\n"
+                  + table(rows) + "\n")
+        print("\n" + report)
+        reports = ROOT / ".cache/bench-reports"
+        reports.mkdir(parents=True, exist_ok=True)
+        (reports / f"converge-{time.strftime('%Y%m%dT%H%M')}.md").write_text(report)
+        if not args.keep:
+            for name in names:
+                sh("docker", "rm", "-f", name, check=False, capture=True)
+            sh("docker", "network", "rm", f"{PREFIX}-net", check=False, capture=True)
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
