@@ -8,6 +8,8 @@ import json
 import os
 
 CONFIG_ENV = "PYDEPLOY_DJANGO_CONFIG"
+# The configuration itself (a staged one being checked before it goes live), instead of the file.
+CONFIG_JSON_ENV = "PYDEPLOY_DJANGO_CONFIG_JSON"
 MIDDLEWARE = "pydeploy_django.middleware.PydeployMiddleware"
 
 # Static file storages that write to STATIC_ROOT on the local disk (nginx serves them from there).
@@ -20,7 +22,9 @@ FILESYSTEM_STATIC_STORAGE = "django.contrib.staticfiles.storage.StaticFilesStora
 
 
 def load_config(path=None):
-    """The role's JSON configuration (path from PYDEPLOY_DJANGO_CONFIG unless given)."""
+    """The role's JSON configuration (PYDEPLOY_DJANGO_CONFIG_JSON, else the file PYDEPLOY_DJANGO_CONFIG)."""
+    if path is None and os.environ.get(CONFIG_JSON_ENV):
+        return json.loads(os.environ[CONFIG_JSON_ENV])
     path = path or os.environ.get(CONFIG_ENV)
     if not path:
         raise RuntimeError(f"{CONFIG_ENV} is not set: run the app through its systemd unit or the manage wrapper")

@@ -1,9 +1,12 @@
 """Checks of a release before it goes live, with messages that say what to change.
 
-    python -m pydeploy_django.preflight        (run by the role as the app user, env loaded)
+    python -m pydeploy_django.preflight [--check-deploy LEVEL]      (JSON report, exit 0)
+    python -m pydeploy_django.preflight --gate [--check-deploy LEVEL]   (problems as lines, exit 1 on any)
 
-Prints one JSON object: {"ok": bool, "problems": [...], "notes": [...], "settings": {...}}.
-Every problem names the Django setting or the role variable to change.
+Run by the role through the manage wrapper, as the app user, with the configuration about to go
+live: the settings import, every path the settings write to is writable, the database answers,
+and (with --check-deploy) Django's `check --deploy` passes at LEVEL. Every problem names the
+Django setting or the role variable to change.
 """
 import json
 import os
@@ -51,7 +54,24 @@ def explain_import_error(exc, module):
     return f"importing the settings module {module} failed: {text}{where}."
 
 
-def run(config):
+def deploy_check_problems(level):
+    """Django's deployment checks at `level` (its --fail-level), as one problem or none."""
+    import io  # noqa: PLC0415
+
+    from django.core.management import call_command  # noqa: PLC0415
+    from django.core.management.base import SystemCheckError  # noqa: PLC0415
+
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("check", deploy=True, fail_level=level, stdout=out, stderr=err)
+    except SystemCheckError as exc:
+        return [f"manage.py check --deploy --fail-level {level} failed: {str(exc).strip()} -- fix the project's "
+                f"settings, set the value with python_app_django_settings, or silence the check with a reason in "
+                f"python_app_django_check_silenced."]
+    return []
+
+
+def run(config, check_level=""):
     report = {"ok": False, "problems": [], "notes": [], "settings": {}}
     module = os.environ.get("DJANGO_SETTINGS_MODULE", "")
     base = config.get("base_settings", module)
@@ -91,6 +111,9 @@ def run(config):
         report["problems"].append("STATIC_ROOT is not set: with python_app_django_settings_contract off the project "
                                   "must read it from DJANGO_STATIC_ROOT.")
 
+    if check_level and not report["problems"]:
+        report["problems"] += deploy_check_problems(check_level)
+
     if config.get("check_database", True) and not report["problems"]:
         from django.db import connections  # noqa: PLC0415
 
@@ -110,14 +133,25 @@ def run(config):
     return report
 
 
-def main():
+def main(argv=None):
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="pydeploy_django.preflight")
+    parser.add_argument("--gate", action="store_true", help="print the problems, exit 1 when there is one")
+    parser.add_argument("--check-deploy", default="", metavar="LEVEL", help="run check --deploy at this fail level")
+    args = parser.parse_args(argv)
     try:
-        config = contract.load_config()
-    except Exception as exc:  # noqa: BLE001
-        print(json.dumps({"ok": False, "problems": [f"cannot read the role's configuration: {exc}"], "notes": []}))
+        report = run(contract.load_config(), args.check_deploy)
+    except Exception as exc:  # noqa: BLE001 - the configuration itself is unreadable
+        report = {"ok": False, "problems": [f"cannot read the role's configuration: {exc}"], "notes": []}
+    if not args.gate:
+        print(json.dumps(report))
         return 0
-    print(json.dumps(run(config)))
-    return 0
+    for line in report["notes"]:
+        print(f"note: {line}")
+    for line in report["problems"]:
+        print(f"PROBLEM: {line}")
+    return 0 if report["ok"] else 1
 
 
 if __name__ == "__main__":
