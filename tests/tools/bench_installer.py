@@ -47,6 +47,7 @@ def main():
     parser.add_argument("--python", default="/usr/bin/python3")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--extra", nargs="*", default=[])
+    parser.add_argument("--workdir", default="/var/tmp", help="where the virtualenvs go (not a noexec /tmp)")
     args = parser.parse_args()
     args.runs = max(1, min(args.runs, 5))
     env = dict(os.environ)
@@ -55,7 +56,7 @@ def main():
     if env.get("PIP_CERT"):
         env.setdefault("SSL_CERT_FILE", env["PIP_CERT"])
     results = {}
-    with tempfile.TemporaryDirectory(prefix="bench-installer-") as work:
+    with tempfile.TemporaryDirectory(prefix="bench-installer-", dir=args.workdir) as work:
         for installer in ("pip", "uv"):
             cold, warm = [], []
             for _ in range(args.runs):
