@@ -8,7 +8,8 @@ import shlex
 import shutil
 
 import pytest
-from pydeploy_testlib import TOOLS, recap_changed, run_playbook
+from pydeploy_testlib import TOOLS, recap_changed
+from pydeploy_testlib import run_playbook as _run_playbook
 
 testinfra_hosts = ["ansible://box"]
 
@@ -22,6 +23,12 @@ PROJECTS = {
 CLIENT = "127.0.0.2"  # the address the visitor connects from (nginx sees it, then the app must)
 PASSWORD = "molecule-only-admin-password"
 GENERATED = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "projects"
+
+
+def run_playbook(playbook, extra_vars=None, limit=None):
+    """The scenario's playbooks with its whole inventory (the projects are hosts of their own)."""
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    return _run_playbook(playbook, extra_vars, limit=limit, inventory=inventory)
 
 
 def client(host, name, *args):
@@ -97,7 +104,7 @@ def test_release_holds_no_vcs_ignored_or_world_readable_file(host):
     assert host.file(f"{shop}/src/manage.py").exists
     secret = host.file(host.file("/srv/acme/current").linked_to + "/src/.envs/.production/.django")
     assert secret.exists and secret.mode == 0o640 and secret.user == "root" and secret.group == "acme"
-    readable = host.run("find /srv/*/releases/ /srv/*/venvs/ -perm /o=rwx -not -type l | head -5").stdout
+    readable = host.run("find /srv/*/releases/ /srv/*/venvs/ -mindepth 1 -perm /o=rwx -not -type l | head -5").stdout
     assert readable == ""
 
 

@@ -215,7 +215,9 @@ def main():
             marker = os.path.join(path, p["marker"])
             built.append((os.path.getmtime(marker) if os.path.exists(marker) else 0, name))
     built.sort(reverse=True)
-    kept = {name for _, name in built[: max(p["keep"], 2)]} | keep_names
+    # Releases whose build never finished (no marker) go first: nothing can switch to them.
+    kept = {name for mtime, name in built if mtime}
+    kept = {name for _, name in [b for b in built if b[1] in kept][: max(p["keep"], 2)]} | keep_names
     for _, name in built:
         if name not in kept:
             result["removed"].append(os.path.join(releases, name))

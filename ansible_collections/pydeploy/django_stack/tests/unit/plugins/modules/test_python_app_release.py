@@ -62,8 +62,10 @@ def test_seal_switch_prune_and_rollback(tmp_path):
     assert second["current"] == "r2" and second["previous"] == "r1"
 
     build(root, "r3", venv="v3")
+    (root / "releases/failed-build/src").mkdir(parents=True)  # a build that never finished
     third = run(state="current", root=str(root), release="r3", venv_key="v3", keep=2)
     assert third["previous"] == "r2" and str(root / "releases/r1") in third["removed"]
+    assert str(root / "releases/failed-build") in third["removed"]
     assert (root / "venvs/v1").exists()  # r2 still uses it
 
     back = run(state="rollback", root=str(root))
