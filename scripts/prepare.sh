@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare this machine for the demo and the tests; safe to run again (it skips what is done).
 #   - a Docker engine that answers (Debian's docker.io installed and dockerd started if none)
-#   - .venv with the controller tooling pinned in requirements.txt
+#   - .venv with the development and test tooling pinned in requirements-dev.txt (which includes
+#     requirements.txt, what running the playbooks needs)
 #   - the collection built and installed into .cache/collections (as a user would install it)
 #   - the Debian test images (built from Debian's packages when they cannot be pulled)
 #   - package caches shared by every test container
@@ -32,11 +33,11 @@ ensure_docker() {
 
 ensure_venv() {
   local stamp="$PYDEPLOY_VENV/.requirements.sha256" want
-  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
   if [ -x "$PYDEPLOY_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
-  say "creating $PYDEPLOY_VENV from requirements.txt"
+  say "creating $PYDEPLOY_VENV from requirements-dev.txt"
   python3 -m venv "$PYDEPLOY_VENV"
-  "$PYDEPLOY_VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt 2>&1 \
+  "$PYDEPLOY_VENV/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 \
     | { grep -v "^WARNING: Location" || true; }
   echo "$want" >"$stamp"
 }
