@@ -1,5 +1,5 @@
-# -*- coding: utf-8 -*-
-# Apache-2.0 (see the collection's galaxy.yml)
+# Copyright: pydeploy maintainers
+# Apache License 2.0 (see galaxy.yml)
 """Action python_app_source: a path source, seen from the controller (no change on any host).
 
 Lists the files of the release (VCS metadata, .gitignore'd files and `exclude` left out),

@@ -1,5 +1,5 @@
-# -*- coding: utf-8 -*-
-# Apache-2.0 (see the collection's galaxy.yml)
+# Copyright: pydeploy maintainers
+# Apache License 2.0 (see galaxy.yml)
 """Filters of the python_app role: the settings contract's data and the app's environment.
 
     {{ inputs | pydeploy.django_stack.python_app_runtime }} -> {"config": {...}, "env": {...}}

@@ -1,5 +1,5 @@
-# -*- coding: utf-8 -*-
-# Apache-2.0 (see the collection's galaxy.yml)
+# Copyright: pydeploy maintainers
+# Apache License 2.0 (see galaxy.yml)
 """What python_app needs to know about a project's tree, from the files alone (no import).
 
 Used on the controller (action python_app_source, for a path source) and on the host (module

@@ -1,27 +1,67 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
-# Apache-2.0 (see the collection's galaxy.yml)
+# Copyright: pydeploy maintainers
+# Apache License 2.0 (see galaxy.yml)
 """Module python_app_inspect: what python_app derives from a source tree on the host (git sources)."""
 from __future__ import annotations
 
 DOCUMENTATION = r"""
+---
 module: python_app_inspect
 short_description: Find a project's layout, requirements and Python version in a tree on the host
 description:
   - The same inspection the action C(python_app_source) does on the controller for a path source, for a
     tree exported on the host (git source). Fails with a message naming the variable to set.
+version_added: 0.2.0
 options:
-  path: {type: path, required: true, description: The exported source tree.}
-  requirements_file: {type: str, default: ""}
-  django_root: {type: str, default: ""}
-  settings_module: {type: str, default: ""}
-  django: {type: bool, default: true}
-  server_packages: {type: list, elements: str, default: []}
-  min_versions: {type: dict, default: {}}
-author: pydeploy maintainers
+  path:
+    description: The exported source tree.
+    type: path
+    required: true
+  requirements_file:
+    description: The requirements file (relative), empty to find it, C(none) for no file.
+    type: str
+    default: ""
+  django_root:
+    description: Directory of C(manage.py) (relative), empty to find it.
+    type: str
+    default: ""
+  settings_module:
+    description: The project's settings module, empty to find it.
+    type: str
+    default: ""
+  django:
+    description: The source is a Django project.
+    type: bool
+    default: true
+  server_packages:
+    description: The app server's requirement strings.
+    type: list
+    elements: str
+    default: []
+  min_versions:
+    description: Lowest version of each server package.
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    support: full
+    description: Reads files only.
+  diff_mode:
+    support: none
+    description: Changes nothing.
+author: pydeploy maintainers (@pydeploy)
+"""
+
+EXAMPLES = r"""
+- name: Inspect a git release on the host
+  pydeploy.django_stack.python_app_inspect:
+    path: /srv/shop/releases/3f2a9c1b7d10/src
+    server_packages: [gunicorn==27.0.1]
+  register: inspection
 """
 
 RETURN = r"""
+---
 layout: {description: django_root, settings_module, project, wsgi_module, asgi_module, returned: success, type: dict}
 requirements: {description: file, kind, hashes, digest, returned: success, type: dict}
 server_packages: {description: The server packages pip installs besides the project's, returned: success, type: list}

@@ -1,10 +1,11 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
-# Apache-2.0 (see the collection's galaxy.yml)
+# Copyright: pydeploy maintainers
+# Apache License 2.0 (see galaxy.yml)
 """Module python_app_release: the release layout of python_app on the host, one round trip each."""
 from __future__ import annotations
 
 DOCUMENTATION = r"""
+---
 module: python_app_release
 short_description: Layout, build directories, sealing, switching and rolling back python_app releases
 description:
@@ -15,22 +16,88 @@ description:
     for other users) and marks the release as built.
   - C(state=current) points C(previous) at the live release and C(current) at this one (atomic renames), then
     removes releases beyond C(keep) and virtualenvs no kept release uses. C(state=rollback) swaps them back.
+version_added: 0.2.0
 options:
-  state: {type: str, required: true, choices: [inspect, sealed, current, rollback]}
-  root: {type: path, required: true, description: The app's root (releases/, venvs/, current, previous).}
-  release: {type: str, default: "", description: Release id (directory under releases/).}
-  venv_key: {type: str, default: "", description: Name of the release's virtualenv under venvs/.}
-  group: {type: str, default: root, description: Group of the app (reads the release).}
-  build_user: {type: str, default: "", description: Owner of a release while it is built.}
-  prepare: {type: bool, default: false, description: Start an unbuilt release from empty directories.}
-  directories: {type: list, elements: dict, default: [], description: "Directories to make: path, owner, group, mode."}
-  secret_file: {type: path, default: "", description: File of the generated secret key (made once, 0640 root:group).}
-  keep: {type: int, default: 5, description: Releases kept (current and previous never removed).}
-  marker: {type: str, default: .pydeploy-release-ready, description: File marking a built release.}
-author: pydeploy maintainers
+  state:
+    description: What to do (see above).
+    type: str
+    required: true
+    choices: [inspect, sealed, current, rollback]
+  root:
+    description: The app's root (C(releases/), C(venvs/), C(current), C(previous)).
+    type: path
+    required: true
+  release:
+    description: Release id (directory under C(releases/)).
+    type: str
+    default: ""
+  venv_key:
+    description: Name of the release's virtualenv under C(venvs/).
+    type: str
+    default: ""
+  group:
+    description: Group of the app (reads the release).
+    type: str
+    default: root
+  build_user:
+    description: Owner of a release while it is built.
+    type: str
+    default: ""
+  prepare:
+    description: Start an unbuilt release from empty directories.
+    type: bool
+    default: false
+  directories:
+    description: Directories to make - C(path), C(owner), C(group), C(mode).
+    type: list
+    elements: dict
+    default: []
+  secret_file:
+    description: File of the generated secret key (made once, 0640 root:group).
+    type: path
+    default: ""
+  keep:
+    description: Built releases kept (current, previous and this one never removed; unfinished builds always).
+    type: int
+    default: 5
+  marker:
+    description: File marking a built release.
+    type: str
+    default: .pydeploy-release-ready
+attributes:
+  check_mode:
+    support: full
+    description: Reports the state; nothing is created, moved or removed.
+  diff_mode:
+    support: none
+    description: No diff.
+author: pydeploy maintainers (@pydeploy)
+"""
+
+EXAMPLES = r"""
+- name: Layout and state of the release
+  pydeploy.django_stack.python_app_release:
+    state: inspect
+    root: /srv/shop
+    release: 3f2a9c1b7d10
+    venv_key: v-0a1b2c3d4e5f
+    group: shop
+    build_user: shop-build
+    prepare: true
+    secret_file: /etc/shop/secret_key
+  register: state
+  no_log: true
+
+- name: Switch
+  pydeploy.django_stack.python_app_release:
+    state: current
+    root: /srv/shop
+    release: 3f2a9c1b7d10
+    venv_key: v-0a1b2c3d4e5f
 """
 
 RETURN = r"""
+---
 current: {description: Release id current points to ("" if none), returned: always, type: str}
 previous: {description: Release id previous points to ("" if none), returned: always, type: str}
 built: {description: The release is built, returned: always, type: bool}

@@ -1,5 +1,5 @@
-# -*- coding: utf-8 -*-
-# Apache-2.0 (see the collection's galaxy.yml)
+# Copyright: pydeploy maintainers
+# Apache License 2.0 (see galaxy.yml)
 """The files of a source directory that make a release (controller side).
 
 Excluded: version control metadata, byte code, whatever the tree's .gitignore files (and
