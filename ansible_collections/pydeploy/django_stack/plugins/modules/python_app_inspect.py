@@ -62,9 +62,30 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ---
-layout: {description: django_root, settings_module, project, wsgi_module, asgi_module, returned: success, type: dict}
-requirements: {description: file, kind, hashes, digest, returned: success, type: dict}
-server_packages: {description: The server packages pip installs besides the project's, returned: success, type: list}
+layout:
+  description: Where the project lives and what it runs.
+  returned: success
+  type: dict
+  contains:
+    django_root: {description: Directory of manage.py (relative)., type: str}
+    settings_module: {description: The settings module to start from., type: str}
+    project: {description: Package of wsgi.py and asgi.py., type: str}
+    wsgi_module: {description: WSGI callable., type: str}
+    asgi_module: {description: ASGI callable (empty without asgi.py)., type: str}
+requirements:
+  description: The requirements the release installs.
+  returned: success
+  type: dict
+  contains:
+    file: {description: The file (relative)., type: str}
+    kind: {description: "requirements, pyproject or none.", type: str}
+    hashes: {description: The file pins with hashes., type: bool}
+    digest: {description: sha256 of the requirement files' text., type: str}
+server_packages:
+  description: The server packages pip installs besides the project's.
+  returned: success
+  type: list
+  elements: str
 """
 
 import os

@@ -174,7 +174,7 @@ def main():
             "state": {"type": "str", "required": True, "choices": ["inspect", "sealed", "current", "rollback"]},
             "root": {"type": "path", "required": True},
             "release": {"type": "str", "default": ""},
-            "venv_key": {"type": "str", "default": ""},
+            "venv_key": {"type": "str", "default": "", "no_log": False},
             "group": {"type": "str", "default": "root"},
             "build_user": {"type": "str", "default": ""},
             "prepare": {"type": "bool", "default": False},
