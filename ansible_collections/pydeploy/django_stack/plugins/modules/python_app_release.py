@@ -237,6 +237,7 @@ def main():
                 with open(os.path.join(venv_dir, READY), "w", encoding="utf-8") as handle:
                     handle.write(p["venv_key"] + "\n")
                 os.chown(os.path.join(venv_dir, READY), 0, gid)
+                os.chmod(os.path.join(venv_dir, READY), 0o640)
             if venv_dir:
                 _symlink(os.path.relpath(venv_dir, release_dir), os.path.join(release_dir, "venv"))
             _seal_tree(release_dir, gid)

@@ -49,6 +49,9 @@ def test_seal_switch_prune_and_rollback(tmp_path):
     assert src.stat().st_mode & 0o777 == 0o640  # nothing for other users
     assert (root / "releases/r1/venv").resolve() == (root / "venvs/v1").resolve()
     assert (root / "venvs/v1/bin/python").stat().st_mode & 0o777 == 0o750
+    world = [str(p) for p in root.rglob("*") if not p.is_symlink() and p.stat().st_mode & 0o007
+             and p.parent.name not in ("", root.name)]
+    assert world == []  # nothing in a release or a virtualenv for other users (releases/ and venvs/ are 0755)
 
     nothing = run(state="rollback", root=str(root))
     assert nothing["failed"] and "nothing to roll back to" in nothing["msg"]
