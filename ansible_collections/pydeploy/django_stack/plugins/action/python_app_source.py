@@ -76,13 +76,13 @@ class ActionModule(ActionBase):
             extra_paths = list_tree(args["extra_dir"], (), False)
             extra = [(args["extra_prefix"], args["extra_dir"], extra_paths)]
         salt = [("salt", args["salt"]), ("packages", "\n".join(packages))]
-        for _, directory, extra_paths in extra:
+        for _prefix, directory, extra_paths in extra:
             salt.append(("extra", tree_digest(directory, extra_paths)))
         digest = tree_digest(root, paths, salt)
         if args["pack"] and not self._task.check_mode:
             pack(root, paths, args["pack"], extra)
         requirements = dict(inspection["requirements"])
-        requirements["requirements"] = {name: spec for name, (spec, _) in requirements["requirements"].items()}
+        requirements["requirements"] = {name: found[0] for name, found in requirements["requirements"].items()}
         result.update(changed=False, digest=digest, release_id=digest[:12], files=len(paths),
                       layout=inspection["layout"], requirements=requirements, python=inspection["python"],
                       server_packages=packages, notes=notes)

@@ -56,7 +56,7 @@ def parse_requirement(text):
     match = _NAME.match(text)
     if not match:
         return None
-    name, _, rest = match.groups()
+    name, _extras, rest = match.groups()
     rest = rest.strip()
     if rest.startswith("@"):
         return normalize(name), rest  # a direct reference: never an exact version
@@ -269,7 +269,8 @@ def detect_python(files, read, roots=("",)):
     """(specifier, file) of the Python version the project declares, or ('', '')."""
     files = set(files)
     for root in roots:
-        join = (lambda p, r=root: posixpath.join(r, p) if r else p)
+        def join(path, base=root):
+            return posixpath.join(base, path) if base else path
         if join("pyproject.toml") in files:
             data = _toml(read(join("pyproject.toml")) or "") or {}
             spec = (data.get("project") or {}).get("requires-python")

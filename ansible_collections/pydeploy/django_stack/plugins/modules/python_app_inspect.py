@@ -131,7 +131,7 @@ def main():
     except ProjectError as exc:
         module.fail_json(msg=str(exc))
     requirements = dict(inspection["requirements"])
-    requirements["requirements"] = {name: spec for name, (spec, _) in requirements["requirements"].items()}
+    requirements["requirements"] = {name: found[0] for name, found in requirements["requirements"].items()}
     module.exit_json(changed=False, layout=inspection["layout"], requirements=requirements,
                      python=inspection["python"], server_packages=packages, notes=notes)
 

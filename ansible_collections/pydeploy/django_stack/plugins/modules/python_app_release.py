@@ -207,7 +207,7 @@ def main():
                                                  entry.get("group", "root"), mode)
             if p["secret_file"] and not os.path.exists(p["secret_file"]):
                 alphabet = string.ascii_letters + string.digits
-                value = "".join(secrets.choice(alphabet) for _ in range(64))
+                value = "".join(secrets.choice(alphabet) for _char in range(64))
                 fd = os.open(p["secret_file"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
                 with os.fdopen(fd, "w") as handle:
                     handle.write(value)
@@ -285,12 +285,12 @@ def main():
     built.sort(reverse=True)
     # Releases whose build never finished (no marker) go first: nothing can switch to them.
     kept = {name for mtime, name in built if mtime}
-    kept = {name for _, name in [b for b in built if b[1] in kept][: max(p["keep"], 2)]} | keep_names
-    for _, name in built:
+    kept = {name for _mtime, name in [b for b in built if b[1] in kept][: max(p["keep"], 2)]} | keep_names
+    for _mtime, name in built:
         if name not in kept:
             result["removed"].append(os.path.join(releases, name))
     used = set()
-    for _, name in built:
+    for _mtime, name in built:
         if name in kept:
             used.add(_link_target(os.path.join(releases, name, "venv")))
     if os.path.isdir(venvs):

@@ -194,7 +194,7 @@ def pack(root, paths, dest, extra_trees=()):
     for prefix, directory, names in extra_trees:
         entries += [(os.path.join(directory, name), f"{prefix}/{name}" if prefix else name) for name in names]
     # Every directory is in the archive itself, so that unpacking gives all of them the same owner.
-    directories = sorted({"/".join(arc.split("/")[:i]) for _, arc in entries for i in range(1, arc.count("/") + 1)})
+    directories = sorted({"/".join(arc.split("/")[:i]) for _full, arc in entries for i in range(1, arc.count("/") + 1)})
     tmp = dest + ".tmp"
     with tarfile.open(tmp, "w:gz", compresslevel=6) as archive:
         for directory in directories:

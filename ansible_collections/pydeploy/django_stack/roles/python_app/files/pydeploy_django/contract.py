@@ -102,7 +102,7 @@ def overrides(config, project):
         result["CSRF_COOKIE_SECURE"] = True
     if config.get("logging", "console") == "console":
         result["LOGGING"] = console_logging(config.get("log_level", "INFO"))
-    storage, _ = static_storages(project, config.get("static_storage", "auto"))
+    storage, _replaced = static_storages(project, config.get("static_storage", "auto"))
     result.update(storage)
     middleware = [m for m in project.get("MIDDLEWARE") or [] if m != MIDDLEWARE]
     result["MIDDLEWARE"] = [MIDDLEWARE, *middleware]

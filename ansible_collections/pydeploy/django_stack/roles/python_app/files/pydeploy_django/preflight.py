@@ -95,7 +95,7 @@ def run(config, check_level=""):
     }
     if module == "pydeploy_django.settings":
         project = contract.uppercase(vars(__import__(base, fromlist=["*"])))
-        _, replaced = contract.static_storages(project, config.get("static_storage", "auto"))
+        _storages, replaced = contract.static_storages(project, config.get("static_storage", "auto"))
         if replaced:
             report["notes"].append(f"the project's static storage {replaced} was replaced by "
                                    f"{contract.FILESYSTEM_STATIC_STORAGE} (nginx serves STATIC_ROOT); "
