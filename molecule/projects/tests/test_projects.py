@@ -117,9 +117,9 @@ def test_builds_ran_as_the_build_user_and_the_tree_went_to_root(host):
 
 
 def test_the_projects_own_server_pin_is_used(host):
-    version = host.run("/srv/acme/current/venv/bin/python -c 'import gunicorn; print(gunicorn.__version__)'")
+    version = host.run("/srv/acme/current/venv/bin/python -B -c 'import gunicorn; print(gunicorn.__version__)'")
     assert version.stdout.strip() == "26.2.0"  # requirements/production.txt, not the role's 27.0.1
-    version = host.run("/srv/shop/current/venv/bin/python -c 'import gunicorn; print(gunicorn.__version__)'")
+    version = host.run("/srv/shop/current/venv/bin/python -B -c 'import gunicorn; print(gunicorn.__version__)'")
     assert version.stdout.strip() == "27.0.1"
 
 
