@@ -47,7 +47,7 @@ step "ansible-lint (production)" ansible-lint --offline -q
 step "argument_specs = defaults" python3 scripts/check_specs.py
 step "role README tables" python3 scripts/gen_role_docs.py --check
 step "collection (installed tarball)" scripts/check_collection.sh
-step "unit + controller tests" python3 -m pytest -q -p no:cacheprovider ansible_collections/pydeploy/django_stack/tests/unit tests/controller
+step "unit + controller tests" scripts/test_controller.sh
 
 # Scenarios run PYDEPLOY_JOBS at a time (default 2): most of their time is spent waiting on
 # containers, package installs and load runs, not on the controller's CPU. Each writes its own

@@ -1,5 +1,5 @@
 # Copyright: pydeploy maintainers
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Apache License 2.0 (see galaxy.yml)
 """Action plugin pydeploy.django_stack.validate_vars: strict checks of a role's variables, on the controller.
 
 Documentation: plugins/modules/validate_vars.py (the action has no module part; nothing runs on the host).

@@ -1,5 +1,5 @@
 # Copyright: pydeploy maintainers
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Apache License 2.0 (see galaxy.yml)
 """Filter pydeploy.django_stack.octal_mode: any accepted file mode as four octal digits."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 name: octal_mode
 short_description: A file mode as four octal digits, whatever type arrives
-author: pydeploy maintainers
+author: pydeploy maintainers (@pydeploy)
 description:
   - Renders a mode given as a string (C("0660"), C("660"), C("0o660")) or as the integer YAML makes of an unquoted
     C(0660) (432) as C("0660"), for systemd's C(SocketMode=), C(UMask=) and file modes in templates.

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: pydeploy maintainers
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Apache License 2.0 (see galaxy.yml)
 # Documentation of the action plugin pydeploy.django_stack.validate_vars, which runs entirely on the controller
 # (plugins/action/validate_vars.py); there is no module code to send to a host.
 
@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: validate_vars
 short_description: Check a role's variables strictly before anything changes (controller only)
-author: pydeploy maintainers
+author: pydeploy maintainers (@pydeploy)
 description:
   - Reads the role's C(meta/argument_specs.yml) from this collection and checks the variables as the role will use
     them, templated but not converted. Types per spec (a string where a list or dict is expected is an error, never
@@ -26,6 +26,12 @@ description:
     and dict key (C(nginx_sites[1].static_root)), the host, what was given (never the value of a C(no_log) option
     or of an option named like a secret) and what would be accepted.
   - Runs on the controller only; nothing is sent to the host.
+notes:
+  - "How a role adopts it: one task in C(tasks/validate.yml) with C(role), C(formats) for every string that lands in a
+    config file, and C(rules) for the cross-variable checks. Set C(options: {}) on the role's C(validate) entry point
+    (the C(main) options are what this plugin checks). Otherwise Ansible's own argument validation runs first,
+    converts silently or stops at its first error, and its message names no host."
+  - Register the result to use C(normalized) (for instance a four-digit mode from a YAML integer).
 attributes:
   action:
     support: full
@@ -107,4 +113,3 @@ unknown:
   type: list
   returned: always
 """
-

@@ -1,5 +1,5 @@
 # Copyright: pydeploy maintainers
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Apache License 2.0 (see galaxy.yml)
 """Value formats checked on the controller before anything changes on a host.
 
 Every format is a function ``value -> normalized value`` that raises :class:`FormatError` with a
@@ -525,8 +525,8 @@ def env_name(value):
     return value
 
 
-@_format("env_value", "a value for the environment file: one line of text or a number, without single quotes or "
-         "control characters")
+@_format("env_value", "a value for the environment file: one line of text or a number, without control characters "
+         "(quotes and $ are fine: filter env_file_value quotes them for systemd and the shell)")
 def env_value(value):
     if isinstance(value, bool):
         raise FormatError('a boolean would be written as True/False: quote it ("true", "1", ...)')
@@ -535,8 +535,6 @@ def env_value(value):
     if not isinstance(value, str):
         raise FormatError(f"a string is expected, got {_typename(value)}")
     _no_control(value)
-    if "'" in value:
-        raise FormatError("the value contains a single quote (the file is read by systemd and by the shell)")
     return value
 
 
@@ -589,14 +587,15 @@ def header_name(value):
     return value
 
 
-@_format("header_value", "an HTTP header value: one line without double quotes, backslashes or control characters")
+@_format("header_value", "an HTTP header value: one line without control characters or '$' (quotes are fine: "
+         "filter nginx_string escapes them)")
 def header_value(value):
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     _str(value)
     _no_control(value)
-    if '"' in value or "\\" in value:
-        raise FormatError("the value contains a double quote or a backslash")
+    if "$" in value:
+        raise FormatError("the value contains '$', which nginx reads as a variable and cannot escape")
     return value
 
 

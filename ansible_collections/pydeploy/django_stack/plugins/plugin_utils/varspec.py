@@ -1,5 +1,5 @@
 # Copyright: pydeploy maintainers
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Apache License 2.0 (see galaxy.yml)
 """Strict checks of role variables against an argument spec, on plain Python values.
 
 Used by the action plugin ``pydeploy.django_stack.validate_vars``; kept free of Ansible's runtime

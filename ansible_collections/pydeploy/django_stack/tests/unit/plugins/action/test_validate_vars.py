@@ -20,7 +20,7 @@ def test_every_role_spec_loads_and_checks_its_own_defaults(role):
     # Literal (non-template) defaults of the spec pass the strict checks.
     values = {k: v["default"] for k, v in options.items()
               if "default" in v and "{{" not in repr(v["default"])}
-    _, problems = checker.check(values)
+    problems = checker.check(values)[1]
     assert problems == []
 
 

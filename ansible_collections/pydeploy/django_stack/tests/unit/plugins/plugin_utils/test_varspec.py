@@ -39,6 +39,10 @@ def run(values, formats=None, spec=None):
     return checker.check(values)
 
 
+def problems_of(values, formats=None, spec=None):
+    return run(values, formats, spec)[1]
+
+
 def paths(problems):
     return [p.path for p in problems]
 
@@ -111,7 +115,7 @@ def test_rejected_with_reason(name, value, words):
 
 
 def test_the_string_is_never_split():
-    _, problems = run({"app_hosts": "shop.example.com"})
+    problems = problems_of({"app_hosts": "shop.example.com"})
     text = problems[0].render("app1")
     assert text.startswith("app_hosts on app1: ")
     assert "'shop.example.com'" in text
@@ -119,7 +123,7 @@ def test_the_string_is_never_split():
 
 
 def test_required_option():
-    _, problems = run({}, spec={"app_required": {"type": "str", "required": True}})
+    problems = problems_of({}, spec={"app_required": {"type": "str", "required": True}})
     assert paths(problems) == ["app_required"]
     assert problems[0].kind == "required"
 
@@ -130,8 +134,8 @@ def test_absent_options_are_not_normalized():
 
 
 def test_every_problem_is_collected():
-    _, problems = run({"app_hosts": "x", "app_workers": "many", "app_level": "loud",
-                       "app_sites": [{"name": "a", "nope": 1}, {"root": 5}]})
+    problems = problems_of({"app_hosts": "x", "app_workers": "many", "app_level": "loud",
+                            "app_sites": [{"name": "a", "nope": 1}, {"root": 5}]})
     assert sorted(paths(problems)) == sorted(["app_hosts", "app_workers", "app_level", "app_sites[0].nope",
                                               "app_sites[1].root", "app_sites[1].name"])
 
@@ -144,24 +148,24 @@ def test_suboptions_defaults_and_conversion():
 
 
 def test_suboption_defaults_filled():
-    normalized, _ = run({"app_db": {"engine": "sqlite"}})
+    normalized = run({"app_db": {"engine": "sqlite"}})[0]
     assert normalized["app_db"]["port"] == 5432
 
 
 def test_unknown_key_names_the_closest():
-    _, problems = run({"app_db": {"engine": "sqlite", "hots": "db1"}})
+    problems = problems_of({"app_db": {"engine": "sqlite", "hots": "db1"}})
     assert paths(problems) == ["app_db.hots"]
     assert "did you mean 'host'" in problems[0].reason
     assert problems[0].kind == "unknown"
 
 
 def test_required_suboption_and_choices_in_list_items():
-    _, problems = run({"app_sites": [{"name": "a"}, {"root": "/x"}], "app_db": {"engine": "mysql"}})
+    problems = problems_of({"app_sites": [{"name": "a"}, {"root": "/x"}], "app_db": {"engine": "mysql"}})
     assert sorted(paths(problems)) == ["app_db.engine", "app_sites[1].name"]
 
 
 def test_list_item_types_are_strict():
-    _, problems = run({"app_sites": [{"name": "a", "binds": "127.0.0.1:80"}]})
+    problems = problems_of({"app_sites": [{"name": "a", "binds": "127.0.0.1:80"}]})
     assert paths(problems) == ["app_sites[0].binds"]
     assert "never split" in problems[0].reason
 
@@ -173,7 +177,7 @@ def test_null_suboption_is_absent():
 
 
 def test_keys_that_are_not_identifiers_are_quoted_in_paths():
-    _, problems = run({"app_env": {"A B": "x"}}, formats={"app_env{}": "env_name"})
+    problems = problems_of({"app_env": {"A B": "x"}}, formats={"app_env{}": "env_name"})
     assert paths(problems) == ["app_env['A B']"]
 
 
@@ -185,7 +189,7 @@ def test_keys_that_are_not_identifiers_are_quoted_in_paths():
     ({"app_sites": [{"name": "a", "key": {"hunter2": 1}}]}, "app_sites[0].key"),
 ])
 def test_secrets_are_named_never_shown(values, path):
-    _, problems = run(values)
+    problems = problems_of(values)
     assert paths(problems) == [path]
     text = problems[0].render("h")
     assert "hunter2" not in text and "12.5" not in text and "'x'" not in text
@@ -194,8 +198,8 @@ def test_secrets_are_named_never_shown(values, path):
 
 def test_secret_dict_keys_named_values_hidden():
     spec = {"app_secrets": {"type": "dict", "default": {}}}
-    _, problems = run({"app_secrets": {"API_KEY": "bad\nvalue-hunter2"}}, formats={"app_secrets.*": "env_value"},
-                      spec=spec)
+    problems = problems_of({"app_secrets": {"API_KEY": "bad\nvalue-hunter2"}},
+                           formats={"app_secrets.*": "env_value"}, spec=spec)
     assert paths(problems) == ["app_secrets.API_KEY"]
     assert "hunter2" not in problems[0].render("h")
 
@@ -203,17 +207,17 @@ def test_secret_dict_keys_named_values_hidden():
 def test_format_error_on_no_log_suboption_hides_value():
     spec = {"app_sites": {"type": "list", "elements": "dict", "options": {
         "name": {"type": "str"}, "certificate_key_content": {"type": "str", "no_log": True}}}}
-    _, problems = run({"app_sites": [{"name": "a", "certificate_key_content": "PRIVATE-hunter2"}]},
-                      formats={"app_sites[].certificate_key_content": "pem_private_key"}, spec=spec)
+    problems = problems_of({"app_sites": [{"name": "a", "certificate_key_content": "PRIVATE-hunter2"}]},
+                           formats={"app_sites[].certificate_key_content": "pem_private_key"}, spec=spec)
     assert paths(problems) == ["app_sites[0].certificate_key_content"]
     assert "hunter2" not in problems[0].render("h")
 
 
 # ---------------------------------------------------------------------------------------- formats
 def test_formats_by_path_with_index():
-    _, problems = run({"app_sites": [{"name": "a", "root": "/ok", "binds": ["127.0.0.1:80"]},
-                                     {"name": "b", "root": "/x; return 200", "binds": ["a:1", "b:70000"]}]},
-                      formats={"app_sites[].root": "nginx_path", "app_sites[].binds[]": "host_port"})
+    problems = problems_of({"app_sites": [{"name": "a", "root": "/ok", "binds": ["127.0.0.1:80"]},
+                                          {"name": "b", "root": "/x; return 200", "binds": ["a:1", "b:70000"]}]},
+                           formats={"app_sites[].root": "nginx_path", "app_sites[].binds[]": "host_port"})
     assert sorted(paths(problems)) == ["app_sites[1].binds[1]", "app_sites[1].root"]
 
 
@@ -230,19 +234,19 @@ def test_format_normalizes_inside_lists():
 
 
 def test_formats_skip_values_with_type_errors():
-    _, problems = run({"app_hosts": "x\n"}, formats={"app_hosts[]": "dns_name"})
+    problems = problems_of({"app_hosts": "x\n"}, formats={"app_hosts[]": "dns_name"})
     assert len(problems) == 1 and problems[0].kind == "type"
 
 
 def test_bad_key_does_not_hide_bad_value():
-    _, problems = run({"app_env": {"A B": "x\ny"}}, formats={"app_env{}": "env_name", "app_env.*": "single_line"})
+    problems = problems_of({"app_env": {"A B": "x\ny"}}, formats={"app_env{}": "env_name", "app_env.*": "single_line"})
     assert len(problems) == 2
 
 
 def test_format_alternatives_and_optional():
     spec = {"u": {"type": "list", "elements": "str"}, "o": {"type": "str", "default": ""}}
-    _, problems = run({"u": ["/run/x.sock", "10.0.0.1:80", "nope"], "o": ""},
-                      formats={"u[]": "nginx_path|host_port", "o": "url?"}, spec=spec)
+    problems = problems_of({"u": ["/run/x.sock", "10.0.0.1:80", "nope"], "o": ""},
+                           formats={"u[]": "nginx_path|host_port", "o": "url?"}, spec=spec)
     assert paths(problems) == ["u[2]"]
 
 

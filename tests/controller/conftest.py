@@ -1,0 +1,117 @@
+"""Controller-side tests: the collection's playbooks against generated inventories, no containers.
+
+Every test declares the playbook run it needs as a `Job`; once collection is done, the runs of the
+selected tests are started together, PYDEPLOY_CONTROLLER_JOBS at a time (default: twice the CPUs,
+since a run waits on its worker processes part of the time), and each test then checks its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402  pylint: disable=wrong-import-position
+
+
+class Job:
+    """A playbook run a test needs: `build(workdir) -> harness.Run`, identified by `key`."""
+
+    def __init__(self, key, build):
+        self.key = key
+        self.build = build
+
+    def __repr__(self):
+        return self.key
+
+
+class Runner:
+    def __init__(self, base, jobs):
+        self.base = base
+        self.jobs = jobs
+        self.results = {}
+        self.errors = {}
+        self.lock = threading.Lock()
+        self.started = False
+        self.seconds = 0.0
+
+    def _one(self, job):
+        workdir = harness.new_workdir(self.base, job.key)
+        try:
+            run = job.build(workdir)
+            with self.lock:
+                self.results[job.key] = run
+                if os.environ.get("PYDEPLOY_CONTROLLER_REPORT"):  # one line per run, for triage
+                    with open(os.environ["PYDEPLOY_CONTROLLER_REPORT"], "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps({
+                            "job": job.key, "rc": run.rc, "seconds": round(run.seconds, 1),
+                            "reached": run.reached and run.reached["task"],
+                            "failures": [{"host": f.get("host"), "task": f.get("task"), "msg": (f.get("msg") or "")[:600]}
+                                         for f in run.failures]}) + "\n")
+            if run.rc in (0, harness.REACHED_RC) or os.environ.get("PYDEPLOY_CONTROLLER_KEEP") != "1":
+                shutil.rmtree(workdir, ignore_errors=True)
+        except Exception as err:  # pylint: disable=broad-except
+            with self.lock:
+                self.errors[job.key] = err
+
+    def run_all(self):
+        if self.started:
+            return
+        self.started = True
+        start = time.monotonic()
+        workers = int(os.environ.get("PYDEPLOY_CONTROLLER_JOBS", str(max(2, 2 * (os.cpu_count() or 1)))))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(self._one, self.jobs.values()))
+        self.seconds = time.monotonic() - start
+
+    def get(self, job):
+        if job.key not in self.jobs:  # a job of a test selected after collection (should not happen)
+            self.jobs[job.key] = job
+            self._one(job)
+        self.run_all()
+        if job.key in self.errors:
+            raise self.errors[job.key]
+        return self.results[job.key]
+
+
+_RUNNER: dict = {}
+
+
+def pytest_collection_finish(session):
+    jobs = {}
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        for value in params.values():
+            if isinstance(value, Job):
+                jobs[value.key] = value
+            elif hasattr(value, "job") and isinstance(getattr(value, "job"), Job):
+                jobs[value.job.key] = value.job
+    base = tempfile.mkdtemp(prefix="pydeploy-controller-")
+    _RUNNER["runner"] = Runner(base, jobs)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    runner = _RUNNER.get("runner")
+    if runner is None:
+        return
+    if runner.results:
+        slowest = max(runner.results.values(), key=lambda r: r.seconds)
+        sys.stderr.write(f"\ncontroller runs: {len(runner.results)} playbook runs in {runner.seconds:.1f}s "
+                         f"(slowest {slowest.seconds:.1f}s)\n")
+    if os.environ.get("PYDEPLOY_CONTROLLER_KEEP") != "1":
+        shutil.rmtree(runner.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def runs():
+    return _RUNNER["runner"]
