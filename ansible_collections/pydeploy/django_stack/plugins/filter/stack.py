@@ -96,7 +96,9 @@ def stack_input(hostvars, host, role, db_hosts=(), app_hosts=(), web_hosts=(), s
     server_exports = f"{server}_exports"
 
     if role == "python_app":
-        stack = {"server": _get(hostvars, host, server_exports, "app tier"), "database_tls": {}, "migrate": True}
+        clients = sorted({address_of(hostvars, web) for web in web_hosts if web != host})
+        stack = {"server": _get(hostvars, host, server_exports, "app tier"), "database_tls": {}, "migrate": True,
+                 "web_clients": clients}
         db_host = _db_host_of(hostvars, host, db_hosts)
         if db_host is not None and db_host != host:
             pg = _get(hostvars, db_host, "postgres_exports", "db tier")

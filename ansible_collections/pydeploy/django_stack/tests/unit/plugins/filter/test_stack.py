@@ -85,6 +85,7 @@ def test_python_app_gets_its_server_and_the_database_ca_across_hosts_only():
     got = stack.stack_input(three_tiers(), "app1", "python_app", **TIERS)
     assert got["server"]["server"] == "gunicorn"
     assert got["database_tls"] == {"ca_pem": "PEM", "sslmode": "verify-full"}
+    assert got["web_clients"] == ["10.0.0.10"]
     hv = three_tiers()
     hv["app1"]["python_app_exports"] = app_exports(db_host="/var/run/postgresql")
     assert stack.stack_input(hv, "app1", "python_app", **TIERS)["database_tls"] == {}
