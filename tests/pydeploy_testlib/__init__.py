@@ -118,13 +118,16 @@ def child_pids(host, pid):
     return sorted(int(p) for p in out)
 
 
-def run_playbook(playbook, extra_vars=None, limit=None, timeout=1500):
-    """ansible-playbook against the scenario's inventory (molecule exports the paths)."""
+def run_playbook(playbook, extra_vars=None, limit=None, timeout=1500, inventory=None):
+    """ansible-playbook against the scenario's inventory (molecule exports the paths).
+
+    inventory: the inventory to use instead of Molecule's file of instances, e.g. its whole
+    inventory directory (with the scenario's own hosts, group_vars and host_vars)."""
     scenario_dir = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
     path = playbook if "." in os.path.basename(playbook) and "/" in playbook else os.path.join(scenario_dir, playbook)
     if not os.path.exists(path):
         path = playbook  # an FQCN playbook from the installed collection
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], path]
+    cmd = ["ansible-playbook", "-i", inventory or os.environ["MOLECULE_INVENTORY_FILE"], path]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     if limit:

@@ -8,6 +8,13 @@ DEMO = (pathlib.Path(os.environ.get("ANSIBLE_COLLECTIONS_PATH", ".").split(":")[
         / "ansible_collections/pydeploy/django_stack/roles/python_app/files/demo_project")
 
 
+# sha256 of the distributions of the requirements tests add (uv pip compile --generate-hashes).
+KNOWN_HASHES = {
+    "six==1.17.0": ["4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",
+                    "ff70335d468e7eb6ec65b95b99d3a2836546063f63acc5171de367e834932a81"],
+}
+
+
 def make_release(tmp_path, version, extra_requirement=None, broken_migration=False, extra_settings=None):
     """A copy of the demo under tmp_path with another version; optionally a new dependency
     (module, requirement) the code imports, a migration that fails, or Python appended to settings."""
@@ -16,6 +23,10 @@ def make_release(tmp_path, version, extra_requirement=None, broken_migration=Fal
     (src / "VERSION").write_text(version + "\n")
     if extra_requirement:
         module, requirement = extra_requirement
+        lock = (src / "requirements.txt").read_text()
+        if "--hash" in lock and "--hash" not in requirement:
+            # The demo's requirements are a hashed lock (pip --require-hashes): the new one needs its hashes too.
+            requirement = " ".join([requirement, *(f"--hash=sha256:{h}" for h in KNOWN_HASHES[requirement])])
         with open(src / "requirements.txt", "a") as fh:
             fh.write(requirement + "\n")
         # The new code needs the new package at import time: served by an old venv it would fail.

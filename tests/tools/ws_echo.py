@@ -15,7 +15,9 @@ import struct
 import threading
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-ECHOED = ("host", "upgrade", "connection", "x-forwarded-proto", "x-forwarded-for", "x-real-ip")
+ECHOED = ("host", "upgrade", "connection", "x-forwarded-proto", "x-forwarded-for", "x-real-ip",
+          # forwarding headers a client may send: nginx must clear them
+          "x-forwarded-host", "forwarded", "x-forwarded-port", "x-forwarded-ssl", "x-forwarded-protocol")
 
 
 def read_exact(stream, n):

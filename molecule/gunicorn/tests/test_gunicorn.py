@@ -60,6 +60,14 @@ def test_systemd_security_exposure(host):
     assert result.rc == 0, f"exposure {exposure.group(1)} is above 2.0"
 
 
+def test_environment_reaches_the_processes_exactly(host):
+    """gunicorn_environment (molecule.yml) holds quotes, blanks, % and $: every worker sees it as written."""
+    expected = 'say "hi" to 50% of $HOME \\ ok'
+    for pid in [main_pid(host, SERVICE)] + child_pids(host, main_pid(host, SERVICE)):
+        environ = host.run(f"tr '\\0' '\\n' < /proc/{pid}/environ").stdout.splitlines()
+        assert f"PYDEPLOY_PROBE={expected}" in environ, [e for e in environ if e.startswith("PYDEPLOY")]
+
+
 def test_control_socket_in_runtime_directory(host):
     ctl = host.file("/run/gunicorn-demo/gunicorn.ctl")
     assert ctl.is_socket and ctl.user == "demo" and ctl.mode == 0o600
@@ -170,6 +178,10 @@ def test_bad_input_fails_before_any_change(host):
                       ({"gunicorn_graceful_timeout": 60, "gunicorn_timeout_stop_sec": 30}, "gunicorn_timeout_stop_sec"),
                       # Equal is refused too: systemd would SIGKILL exactly when the workers may still finish.
                       ({"gunicorn_graceful_timeout": 30, "gunicorn_timeout_stop_sec": 30}, "gunicorn_timeout_stop_sec"),
+                      # A newline would add a directive (ExecStartPre=+... runs as root), or Python code.
+                      ({"gunicorn_environment": {"X": "a\nExecStartPre=+/bin/touch /tmp/pwned"}}, "gunicorn_environment"),
+                      ({"gunicorn_settings": {"x = 1\nimport os": 1}}, "gunicorn_settings"),
+                      ({"gunicorn_bind_tcp": ["127.0.0.1:99999"]}, "gunicorn_bind_tcp"),
                       ({"python_app_keep_releases": "lots"}, "python_app_keep_releases"),
                       ({"python_app_source_type": "svn"}, "python_app_source_type")):
         # A new source too, so that any task that ran would change something.

@@ -5,8 +5,10 @@ reloads and restarts with open sockets and traffic, the settings reaching the wo
 Traffic runs inside the container against the unix sockets (and loopback for nginx).
 """
 import json
+import pathlib
 import re
 import shlex
+import tempfile
 import uuid
 
 import pytest
@@ -14,6 +16,7 @@ from pydeploy_testlib import (Load, http_get, http_json, journal_cursor, journal
                               run_load, run_playbook, wait_for)
 from pydeploy_testlib.asgi import WsHold, run_tagged, venv_python, worker_pids, ws_run
 from pydeploy_testlib.nginx import request
+from pydeploy_testlib.release import make_release
 
 WORKERS = 2  # uvicorn_worker_workers in molecule.yml
 MODES = {
@@ -44,8 +47,8 @@ def test_units_run_with_socket_activation(host, mode):
 
 def test_gunicorn_mode_composes_the_gunicorn_role(host):
     conf = host.file("/etc/gunicorn/demo.conf.py").content_string
-    assert 'wsgi_app = "demo.asgi:application"' in conf
-    assert 'worker_class = "pydeploy_uvicorn_worker.UvicornWorker"' in conf
+    assert re.search(r"""^wsgi_app = ['"]demo\.asgi:application['"]$""", conf, re.M), conf
+    assert re.search(r"""^worker_class = ['"]pydeploy_uvicorn_worker\.UvicornWorker['"]$""", conf, re.M), conf
     # No standalone units for the demo: the gunicorn role's units serve it.
     assert not host.file("/etc/systemd/system/uvicorn-demo.service").exists
 
@@ -135,6 +138,47 @@ def test_one_worker_serves_overlapping_async_requests(host, mode):
     print("async requests in progress at once, per worker:", peaks)
     assert set(peaks) <= set(worker_pids(host, main_pid(host, mode["service"])))
     assert max(peaks.values()) >= 2
+
+
+# The second play of converge.yml: the standalone app.
+SOLO = {"python_app_name": "solo", "python_app_allowed_hosts": ["localhost", "127.0.0.1", "solo.test"],
+        "uvicorn_worker_mode": "standalone", "uvicorn_worker_bind_tcp": ["127.0.0.1:8001"],
+        "uvicorn_worker_forwarded_allow_ips": ["*"]}
+
+
+def test_standalone_serves_the_unix_socket_and_tcp_from_every_worker(host):
+    """The socket unit passes two listening sockets (fd 3 unix, fd 4 TCP); every worker serves both."""
+    master = main_pid(host, "uvicorn-solo.service")
+    pids = {"unix": set(), "tcp": set()}
+    for _ in range(40):
+        for kind, target in (("unix", {"unix": "/run/uvicorn/solo.sock"}), ("tcp", {"url": "http://127.0.0.1:8001"})):
+            status, body = http_json(host, "/async/?n=1&ms=0", **target)
+            assert status == 200, (kind, status)
+            pids[kind].add(body["pid"])
+    workers = set(worker_pids(host, master))
+    print("standalone workers serving unix / tcp:", pids)
+    assert pids["unix"] <= workers and pids["tcp"] <= workers
+    assert len(pids["tcp"]) == WORKERS, pids  # not only the first worker: the socket reached them all
+
+
+def test_standalone_deploy_of_a_release_under_load_drops_nothing(host):
+    """The collection's deploy playbook with standalone Uvicorn: build, switch, restart on the held
+    socket, health check, all while requests keep coming; the gunicorn-mode app next door is untouched."""
+    master = main_pid(host, "uvicorn-solo.service")
+    demo_master = main_pid(host, "gunicorn-demo.service")
+    current = host.file("/srv/solo/current").linked_to
+    with tempfile.TemporaryDirectory() as tmp:
+        src = make_release(pathlib.Path(tmp), "5.0.0-solo")
+        with Load(host, unix="/run/uvicorn/solo.sock", concurrency=4, duration=600, requests=2000000) as load:
+            result = run_playbook("pydeploy.django_stack.deploy", {**SOLO, "python_app_source_path": str(src)})
+            assert result.returncode == 0, result.stdout[-4000:]
+    print("standalone deploy under load:", json.dumps(load.result))
+    assert load.result["failed"] == 0 and load.result["ok"] > 0, load.result
+    assert load.result["last_version"] == "5.0.0-solo", load.result
+    assert host.file("/srv/solo/current").linked_to != current
+    assert main_pid(host, "uvicorn-solo.service") != master
+    assert http_json(host, "/health/", url="http://127.0.0.1:8001")[1]["version"] == "5.0.0-solo"
+    assert main_pid(host, "gunicorn-demo.service") == demo_master
 
 
 def test_settings_checker_refuses_what_uvicorn_refuses(host):

@@ -51,6 +51,14 @@ def address_of(hostvars, host):
     )
 
 
+def same_machine(hostvars, a, b):
+    """Two inventory names of one machine: the same name, or the same connection address."""
+    if a == b:
+        return True
+    target = str(hostvars[a].get("ansible_host") or "")
+    return bool(target) and target == str(hostvars[b].get("ansible_host") or "")
+
+
 def _network(address):
     ip = ipaddress.ip_address(address)
     return f"{ip}/{ip.max_prefixlen}"
@@ -79,7 +87,7 @@ def _db_host_of(hostvars, app_host, db_hosts):
         return None
     target = str(database.get("host") or "")
     if target.startswith("/") or target in LOCAL_DB_HOSTS:
-        return app_host if app_host in db_hosts else None
+        return next((db for db in db_hosts if same_machine(hostvars, db, app_host)), None)
     for db_host in db_hosts:
         names = {db_host, str(hostvars[db_host].get("ansible_host") or ""), address_of(hostvars, db_host)}
         if target in names:
@@ -96,16 +104,18 @@ def stack_input(hostvars, host, role, db_hosts=(), app_hosts=(), web_hosts=(), s
     server_exports = f"{server}_exports"
 
     if role == "python_app":
-        stack = {"server": _get(hostvars, host, server_exports, "app tier"), "database_tls": {}, "migrate": True}
+        clients = sorted({address_of(hostvars, web) for web in web_hosts if not same_machine(hostvars, web, host)})
+        stack = {"server": _get(hostvars, host, server_exports, "app tier"), "database_tls": {}, "migrate": True,
+                 "web_clients": clients}
         db_host = _db_host_of(hostvars, host, db_hosts)
-        if db_host is not None and db_host != host:
+        if db_host is not None and not same_machine(hostvars, db_host, host):
             pg = _get(hostvars, db_host, "postgres_exports", "db tier")
             if pg.get("ca_pem"):
                 stack["database_tls"] = {"ca_pem": pg["ca_pem"], "sslmode": pg.get("sslmode") or "verify-full"}
         return stack
 
     if role in SERVERS:
-        clients = [address_of(hostvars, web) for web in web_hosts if web != host]
+        clients = [address_of(hostvars, web) for web in web_hosts if not same_machine(hostvars, web, host)]
         return {"app": _get(hostvars, host, "python_app_exports", "app tier"), "web_clients": sorted(set(clients))}
 
     if role == "postgres":
@@ -120,31 +130,36 @@ def stack_input(hostvars, host, role, db_hosts=(), app_hosts=(), web_hosts=(), s
                 databases.append({"name": database.get("name"), "user": database.get("user"),
                                   "password": database.get("password") or ""})
             connections += int(_get(hostvars, app_host, server_exports, "app tier").get("db_connections") or 0)
-            if app_host != host:
+            if not same_machine(hostvars, app_host, host):
                 networks.add(_network(address_of(hostvars, app_host)))
         return {"app_databases": databases, "app_connections": connections, "app_networks": sorted(networks)}
 
     if role == "nginx":
-        if not app_hosts:
-            return {"apps": []}
-        first = app_hosts[0]
-        upstream = []
-        if app_hosts != [host]:
-            for app_host in app_hosts:
-                binds = _get(hostvars, app_host, server_exports, "app tier").get("tcp_binds") or []
-                if not binds:
-                    raise AnsibleFilterError(
-                        f"web host {host} reaches the app on {app_host} over the network, but {app_host}'s app server "
-                        f"listens on no TCP address: give it one for {app_host} (gunicorn_bind_tcp, or the TCP variable of "
-                        f"{server}) "
-                        f"(e.g. ['{address_of(hostvars, app_host)}:8000'])"
-                    )
-                upstream += _reachable_binds(binds, address_of(hostvars, app_host))
-        return {"apps": [{
-            "app": _get(hostvars, first, "python_app_exports", "app tier"),
-            "server": _get(hostvars, first, server_exports, "app tier"),
-            "upstream_servers": upstream,
-        }]}
+        # One entry per app (python_app_exports.name), in the order the app hosts list them: an
+        # inventory may run several apps, on hosts of their own or as names of one machine.
+        apps = {}
+        for app_host in app_hosts:
+            name = _get(hostvars, app_host, "python_app_exports", "app tier")["name"]
+            apps.setdefault(name, []).append(app_host)
+        out = []
+        for hosts in apps.values():
+            upstream = []
+            if not all(same_machine(hostvars, app_host, host) for app_host in hosts):
+                for app_host in hosts:
+                    binds = _get(hostvars, app_host, server_exports, "app tier").get("tcp_binds") or []
+                    if not binds:
+                        raise AnsibleFilterError(
+                            f"web host {host} reaches the app on {app_host} over the network, but {app_host}'s app "
+                            f"server listens on no TCP address: give it one (gunicorn_bind_tcp or uvicorn_worker_bind_tcp, "
+                            f"e.g. ['{address_of(hostvars, app_host)}:8000'])"
+                        )
+                    upstream += _reachable_binds(binds, address_of(hostvars, app_host))
+            out.append({
+                "app": _get(hostvars, hosts[0], "python_app_exports", "app tier"),
+                "server": _get(hostvars, hosts[0], server_exports, "app tier"),
+                "upstream_servers": upstream,
+            })
+        return {"apps": out}
 
     raise AnsibleFilterError(f"stack_input: unknown role {role!r}")
 

@@ -14,12 +14,22 @@ command line and supervisor (`--fd 3 --workers N ...`), with two corrections: th
 and workers spawned with this release's interpreter rather than through the `current` link.
 
 Both modes use a Uvicorn server whose shutdown does not reset the connections it accepted last
-(see _Server). `--check JSON` builds a uvicorn.Config with the settings before they go live
-(unknown keys, wrong values and implementations that are not installed fail with status 1).
+(see _Server).
+
+Standalone mode with several listening sockets (the unix socket and TCP addresses of the socket
+unit): systemd passes them as fds 3, 4, ... (LISTEN_FDS); Uvicorn's `--fd 3` takes one, so the
+supervisor hands all of them to every worker (and a single-process server serves all of them).
+
+`--check JSON [--require DIST...] [--cli UVICORN-ARGS...]` is what the role runs with the release's
+interpreter before anything goes live, and at every run (the release may have changed): the
+distributions the settings need are installed, a uvicorn.Config builds with the settings (unknown
+keys, wrong values and implementations that are not installed fail), and Uvicorn's own
+command-line parser accepts the standalone command line. Any failure exits with status 1.
 """
 import asyncio
 import json
 import os
+import socket
 import sys
 
 ENV = "PYDEPLOY_UVICORN_CONFIG"
@@ -80,6 +90,13 @@ if Server is not None:
 
         ACCEPTED_GRACE = 0.5  # seconds
 
+        async def startup(self, sockets=None):
+            # One process serving (--workers 1): every socket systemd passed, not only fd 3.
+            if sockets is None:
+                passed = _all_systemd_sockets(None)
+                sockets = passed if passed else None
+            await super().startup(sockets=sockets)
+
         async def shutdown(self, sockets=None):
             for server in self.servers:
                 server.close()
@@ -109,14 +126,58 @@ if _UvicornWorker is not None:
                 sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
-def _use_server_in_standalone_uvicorn():
-    """Make Uvicorn's CLI and supervisor build _Server. Runs in the supervisor and, as the
-    supervisor's spawned workers import this file again as __mp_main__, in every worker."""
-    import uvicorn.main
-    import uvicorn.supervisors.multiprocess
+def systemd_fds(environ=None, pid=None):
+    """The listening fds systemd passed to this process (3, 4, ...), or [] (none, or not for us)."""
+    environ = os.environ if environ is None else environ
+    try:
+        count = int(environ.get("LISTEN_FDS", "0"))
+        listen_pid = int(environ.get("LISTEN_PID", "0"))
+    except ValueError:
+        return []
+    if count < 1 or listen_pid != (os.getpid() if pid is None else pid):
+        return []
+    return list(range(3, 3 + count))
 
-    uvicorn.main.Server = _Server
-    uvicorn.supervisors.multiprocess.Server = _Server
+
+def _all_systemd_sockets(sockets):
+    """Every socket systemd passed (duplicated fds: systemd's stay open), when it passed more than
+    the one `--fd 3` names; else `sockets` unchanged."""
+    fds = systemd_fds()
+    if len(fds) < 2:
+        return sockets
+    return [socket.socket(fileno=os.dup(fd)) for fd in fds]
+
+
+def _multiprocess_serving_every_socket(base):
+    """Uvicorn's supervisor class, handing every systemd socket to the workers it spawns."""
+
+    class _Multiprocess(base):
+        def __init__(self, *args, **kwargs):
+            # Multiprocess(config, sockets) in Uvicorn 0.54 (config, target, sockets before).
+            if "sockets" in kwargs:
+                kwargs["sockets"] = _all_systemd_sockets(kwargs["sockets"])
+            elif args:
+                args = (*args[:-1], _all_systemd_sockets(args[-1]))
+            super().__init__(*args, **kwargs)
+
+    return _Multiprocess
+
+
+def _use_server_in_standalone_uvicorn():
+    """Make Uvicorn's CLI and supervisor build _Server (and serve every systemd socket). Runs in the
+    supervisor and, as the supervisor's spawned workers import this file again as __mp_main__, in
+    every worker."""
+    import importlib
+
+    # The modules themselves: the package's attribute `uvicorn.main` is the click command, which
+    # `uvicorn/__init__.py` imports under that name.
+    main_module = importlib.import_module("uvicorn.main")
+    multiprocess_module = importlib.import_module("uvicorn.supervisors.multiprocess")
+    main_module.Server = _Server
+    multiprocess_module.Server = _Server
+    if not getattr(main_module.Multiprocess, "_pydeploy", False):
+        main_module.Multiprocess = _multiprocess_serving_every_socket(main_module.Multiprocess)
+        main_module.Multiprocess._pydeploy = True
 
 
 if __name__ == "__mp_main__" and Server is not None:
@@ -134,20 +195,68 @@ def serve(argv):
     if python != sys.executable:
         os.execv(python, [python, os.path.abspath(__file__), "serve", *argv])
 
-    import uvicorn.main
+    import importlib
 
     _use_server_in_standalone_uvicorn()
-    return uvicorn.main.main(argv, prog_name="uvicorn")
+    return importlib.import_module("uvicorn.main").main(argv, prog_name="uvicorn")
+
+
+def missing_distributions(names):
+    """The distributions among names that are not installed for this interpreter."""
+    from importlib import metadata
+
+    missing = []
+    for name in names:
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
+
+
+def check_cli(args):
+    """Uvicorn's own command-line parser (types, choices) on the standalone command line."""
+    from uvicorn.main import main as cli
+
+    cli.make_context("uvicorn", list(args))
+
+
+def parse_check_args(argv):
+    """--check JSON [--require DIST...] [--cli ARGS...] -> (json, dists, cli args or None)."""
+    raw, rest = argv[1], argv[2:]
+    cli = None
+    if "--cli" in rest:
+        at = rest.index("--cli")
+        rest, cli = rest[:at], rest[at + 1:]
+    dists = []
+    if rest[:1] == ["--require"]:
+        dists = rest[1:]
+    elif rest:
+        raise ValueError(f"unexpected arguments {rest}")
+    return raw, dists, cli
 
 
 def main(argv):
     if argv[:1] == ["serve"]:
         return serve(argv[1:])
-    if len(argv) != 2 or argv[0] != "--check":
-        print(f"usage: {os.path.basename(__file__)} --check JSON | serve UVICORN-ARGS...", file=sys.stderr)
+    if len(argv) < 2 or argv[0] != "--check":
+        print(f"usage: {os.path.basename(__file__)} --check JSON [--require DIST...] [--cli UVICORN-ARGS...] | "
+              "serve UVICORN-ARGS...", file=sys.stderr)
         return 2
     try:
-        effective = check(argv[1])
+        raw, dists, cli = parse_check_args(argv)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    missing = missing_distributions(dists)
+    if missing:
+        print(f"{sys.executable} lacks {', '.join(missing)}: the release's virtualenv needs the app server's packages "
+              "(uvicorn_worker_exports.packages, which python_app installs)", file=sys.stderr)
+        return 1
+    try:
+        effective = check(raw)
+        if cli is not None:
+            check_cli(cli)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure (uvicorn exits on some) rejects them
         print(f"invalid Uvicorn settings: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -85,6 +85,7 @@ def test_python_app_gets_its_server_and_the_database_ca_across_hosts_only():
     got = stack.stack_input(three_tiers(), "app1", "python_app", **TIERS)
     assert got["server"]["server"] == "gunicorn"
     assert got["database_tls"] == {"ca_pem": "PEM", "sslmode": "verify-full"}
+    assert got["web_clients"] == ["10.0.0.10"]
     hv = three_tiers()
     hv["app1"]["python_app_exports"] = app_exports(db_host="/var/run/postgresql")
     assert stack.stack_input(hv, "app1", "python_app", **TIERS)["database_tls"] == {}
@@ -111,3 +112,23 @@ def test_batch_upstream_lists_what_nginx_lists():
 def test_unknown_server_is_rejected():
     with pytest.raises(Exception, match="pydeploy_app_server"):
         stack.stack_input(three_tiers(), "app1", "python_app", server="waitress", **TIERS)
+
+
+def test_several_apps_and_names_of_one_machine():
+    box = {"ansible_host": "box-1", "ansible_facts": {"default_ipv4": {"address": "10.0.0.5"}}}
+    hv = {
+        "shop": {**box, "python_app_exports": app_exports("shop", db_host="/var/run/postgresql"),
+                 "gunicorn_exports": server_exports((), 3)},
+        "blog": {**box, "python_app_exports": app_exports("blog", db_host="pg"),
+                 "gunicorn_exports": server_exports(("127.0.0.1:8002",), 2)},
+        "pg": {**box, "postgres_exports": {"ca_pem": "PEM", "sslmode": "verify-full"}},
+        "www": dict(box),
+    }
+    tiers = {"db_hosts": ["pg"], "app_hosts": ["shop", "blog"], "web_hosts": ["www"]}
+    nginx = stack.stack_input(hv, "www", "nginx", **tiers)
+    assert [a["app"]["name"] for a in nginx["apps"]] == ["shop", "blog"]
+    assert [a["upstream_servers"] for a in nginx["apps"]] == [[], []]
+    pg = stack.stack_input(hv, "pg", "postgres", **tiers)
+    assert [d["name"] for d in pg["app_databases"]] == ["shop", "blog"] and pg["app_networks"] == []
+    assert stack.stack_input(hv, "blog", "python_app", **tiers)["database_tls"] == {}
+    assert stack.stack_input(hv, "shop", "gunicorn", **tiers)["web_clients"] == []

@@ -90,7 +90,7 @@ async def async_view(request):
     worker_peak = _async_active
     started = time.monotonic()
     try:
-        await asyncio.gather(*(one_sleep() for _ in range(n)))
+        await asyncio.gather(*(one_sleep() for _sleep in range(n)))
         worker_peak = max(worker_peak, _async_active)
     finally:
         _async_active -= 1

@@ -33,7 +33,7 @@ def _header(scope, name):
 
 
 def host_allowed(scope):
-    domain, _ = split_domain_port(_header(scope, b"host") or "")
+    domain, _port = split_domain_port(_header(scope, b"host") or "")
     return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
 
 

@@ -1,0 +1,119 @@
+"""Gunicorn helpers of pydeploy.django_stack.gunicorn, installed outside the app's releases.
+
+gunicorn.conf.py imports this file (`sys.path.append(<lib dir>)`); the role runs it with the
+release's interpreter to check a configuration before it goes live:
+
+    python pydeploy_gunicorn.py --check /etc/gunicorn/app.conf.py
+
+Gunicorn imports it once, in the master: a new version of this file takes effect at the next
+restart (the role restarts the service when it changes), never at a reload.
+
+ready_hooks(): reload without a stall. On HUP Gunicorn starts the new workers and retires the
+old ones at once, while the new ones are still importing the app; requests then wait for an
+import (Django: seconds). The hooks keep the old workers serving until every new worker has
+loaded the app (at most `timeout` seconds, or until one of them dies), then let Gunicorn retire
+them as usual.
+"""
+import os
+import runpy
+import sys
+import time
+
+POLL = 0.05
+
+
+def ready_hooks(ready_dir, sleep=time.sleep, monotonic=time.monotonic):
+    """(when_ready, post_worker_init, child_exit) hooks for gunicorn.conf.py, sharing ready_dir."""
+
+    def ready_file(pid):
+        return os.path.join(ready_dir, str(pid))
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+
+    def when_ready(server):
+        os.makedirs(ready_dir, mode=0o700, exist_ok=True)
+        retire = server.manage_workers
+
+        def manage_workers():
+            wait_for_new_workers(server, ready_file, alive, sleep, monotonic)
+            retire()
+
+        server.manage_workers = manage_workers
+
+    def post_worker_init(worker):
+        with open(ready_file(worker.pid), "w", encoding="ascii"):
+            pass
+
+    def child_exit(server, worker):  # pylint: disable=unused-argument
+        try:
+            os.unlink(ready_file(worker.pid))
+        except OSError:
+            pass
+
+    return when_ready, post_worker_init, child_exit
+
+
+def wait_for_new_workers(server, ready_file, alive, sleep=time.sleep, monotonic=time.monotonic):
+    """While there are more workers than wanted (a reload), wait until the newest num_workers have
+    loaded the app (their ready file exists), one of them died, or server.timeout passed."""
+    workers = sorted(server.WORKERS.items(), key=lambda item: item[1].age)
+    if not len(workers) > server.num_workers > 0:
+        return "steady"
+    newest = [pid for pid, _worker in workers[-server.num_workers:]]
+    deadline = monotonic() + server.timeout
+    while monotonic() < deadline:
+        if not all(alive(pid) for pid in newest):
+            return "died"
+        if all(os.path.exists(ready_file(pid)) for pid in newest):
+            return "ready"
+        sleep(POLL)
+    return "timeout"
+
+
+def check(path):
+    """Load a gunicorn.conf.py the way Gunicorn does and run Gunicorn's validator of every setting it
+    sets; import the worker class from the configured pythonpath. Returns the settings it set."""
+    from gunicorn.config import Config  # pylint: disable=import-outside-toplevel
+
+    config = Config()
+    namespace = runpy.run_path(path)
+    applied = {}
+    for name, value in namespace.items():
+        if name in config.settings:
+            config.set(name, value)
+            applied[name] = value
+    sys.path[:0] = [p for p in (config.pythonpath or "").split(",") if p]
+    config.worker_class  # pylint: disable=pointless-statement  # imports the class
+    for setting in ("certfile", "keyfile", "ca_certs"):
+        value = getattr(config, setting, None)
+        if value and not os.path.isfile(value):
+            raise ValueError(f"{setting} {value} does not exist")
+    return applied
+
+
+def main(argv):
+    if len(argv) != 2 or argv[0] != "--check":
+        print(f"usage: {os.path.basename(__file__)} --check GUNICORN_CONF", file=sys.stderr)
+        return 2
+    try:
+        import gunicorn  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    except ImportError:
+        print(f"Gunicorn is not installed for {sys.executable}: the release's virtualenv needs the app server's "
+              "packages (the gunicorn_exports packages, which python_app installs)", file=sys.stderr)
+        return 1
+    try:
+        applied = check(argv[1])
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure rejects the configuration
+        print(f"invalid Gunicorn configuration {argv[1]}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"ok: {len(applied)} settings")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
