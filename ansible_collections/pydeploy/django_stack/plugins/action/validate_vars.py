@@ -49,6 +49,16 @@ def role_spec(role):
         data = _load_yaml(os.path.join(role_dir, sub, "main.yml"))
         if isinstance(data, dict):
             names.update(data)
+    defaults = _load_yaml(os.path.join(role_dir, "defaults", "main.yml"))
+    if isinstance(defaults, dict):
+        # An option whose default is derived (a Jinja expression in defaults/main.yml) has no `default:` in the
+        # spec when a string is not of its type (int, bool, dict): that default is not null all the same, so a
+        # null value stays an error for it, as for every option with a default.
+        for entry in specs.values():
+            for name, option in ((entry or {}).get("options") or {}).items():
+                value = defaults.get(name)
+                if isinstance(option, dict) and "default" not in option and isinstance(value, str) and "{{" in value:
+                    option["default"] = value
     return specs, names
 
 
