@@ -398,21 +398,32 @@ def new_workdir(base, name):
 # keeps, per case, the failures of the first task that failed on one of its hosts (what
 # any_errors_fatal lets through); a case with a failure never reaches the plays after validation.
 # Not batchable (run alone): extra vars (they apply to every host), cases that set the tier variables
-# themselves, and multi-host cases (class 1), which keep proving the real any_errors_fatal.
+# or name groups and other hosts themselves, layouts whose inventory variables do (inventories/prod
+# lists groups['app'] etc.: in a batch those would hold every case's hosts), and multi-host cases
+# (class 1), which keep proving the real any_errors_fatal.
 BATCH_TIER_VARS = ("pydeploy_db_hosts", "pydeploy_app_hosts", "pydeploy_web_hosts")
+_OTHER_HOSTS = re.compile(r"\b(groups|hostvars|group_names|play_hosts|ansible_play_hosts\w*)\b")
 
 
 def batch_name(index, host):
     return f"k{index:02d}.{host}"
 
 
-def batchable(group_vars=None, host_vars=None, extra_vars=None):
-    if extra_vars:
+def _names_other_hosts(text):
+    return bool(_OTHER_HOSTS.search(text))
+
+
+def batchable(layout, group_vars=None, host_vars=None, extra_vars=None):
+    if extra_vars or layout not in LAYOUTS:
         return False
+    repo = LAYOUTS[layout]["repo"]
+    for path in sorted(repo.rglob("*")) if repo is not None else ():
+        if path.is_file() and path.parent != repo and _names_other_hosts(path.read_text(errors="replace")):
+            return False
     names = set(group_vars or {})
     for values in (host_vars or {}).values():
         names.update(values or {})
-    return not names & set(BATCH_TIER_VARS)
+    return not names & set(BATCH_TIER_VARS) and not _names_other_hosts(json.dumps([group_vars, host_vars]))
 
 
 def build_batch_inventory(workdir, layout, members):

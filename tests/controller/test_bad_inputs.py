@@ -23,8 +23,8 @@ class Case:
         self.id = data["id"]
         self.expect = data["expect"]
         batch = None
-        if data.get("class") != 1 and harness.batchable(data.get("group_vars"), data.get("host_vars"),
-                                                         data.get("extra_vars")):
+        if data.get("class") != 1 and harness.batchable(data.get("layout", "single"), data.get("group_vars"),
+                                                         data.get("host_vars"), data.get("extra_vars")):
             batch = (data["playbook"], data.get("layout", "single"))
         self.job = Job(f"bad-{self.id}", self.build, batch=batch,
                        member={"group_vars": data.get("group_vars"), "host_vars": data.get("host_vars")})

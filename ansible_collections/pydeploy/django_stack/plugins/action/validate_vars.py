@@ -62,6 +62,17 @@ def role_spec(role):
     return specs, names
 
 
+def _holds(templar, expression, variables, loader):
+    """A rule's `that` evaluated like a `when:` condition."""
+    if hasattr(templar, "evaluate_conditional"):  # ansible-core >= 2.19
+        return templar.evaluate_conditional(expression)
+    from ansible.playbook.conditional import Conditional  # ansible-core < 2.19, as its assert action does
+
+    condition = Conditional(loader=loader)
+    condition.when = [expression]
+    return condition.evaluate_conditional(templar, variables)
+
+
 class _TemplateFailure(Exception):
     pass
 
@@ -213,7 +224,7 @@ class ActionModule(ActionBase):
             for that in thats:
                 try:
                     expression = trust_as_template(to_text(that)) if isinstance(that, str) else that
-                    if not templar.evaluate_conditional(expression):
+                    if not _holds(templar, expression, variables, self._loader):
                         ok = False
                         break
                 except Exception as err:  # pylint: disable=broad-except
