@@ -290,7 +290,7 @@ class Run:
         return text
 
 
-def run_playbook(playbook, inventory, workdir, extra_vars=None, extra_args=(), env=None, timeout=300):
+def run_playbook(playbook, inventory, workdir, extra_vars=None, extra_args=(), env=None, timeout=900):
     """Run a playbook (a name of PLAYBOOKS, a FQCN or a path) against an Inventory; return a Run."""
     workdir = Path(workdir)
     record = workdir / "record.jsonl"
@@ -529,7 +529,7 @@ def _own_lines(text, index):
                    if own in line or not re.search(r"\bk\d\d\.", line))
 
 
-def run_batch(playbook, layout, members, workdir, timeout=600):
+def run_batch(playbook, layout, members, workdir, timeout=1200):
     """Run several cases ({group_vars, host_vars}) of one playbook and layout at once; one Run per member."""
     inventory = build_batch_inventory(workdir, layout, members)
     run = run_playbook(playbook, inventory, workdir, env={"PYDEPLOY_BATCH": "1"}, timeout=timeout)
