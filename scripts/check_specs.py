@@ -1,12 +1,30 @@
 #!/usr/bin/env python3
 """Every role's defaults/main.yml and meta/argument_specs.yml must list the same variables,
-each variable must carry the role's prefix, a description, and the same default in both."""
+each variable must carry the role's prefix, a description, and the same default in both.
+
+A derived default (a Jinja expression in defaults/main.yml, computed from facts or other variables)
+of an option whose type a string is not (int, float, bool, dict) stays out of the spec: a template
+string there is not a value of the option's type (ansible-doc, antsibull-docs and Galaxy's importer
+refuse it). Such an option has no `default:` in the spec and says its default in the description;
+the role README's table shows the expression from defaults/main.yml (scripts/gen_role_docs.py)."""
 import pathlib
 import sys
 
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "ansible_collections/pydeploy/django_stack"
+
+
+NOT_A_STRING = ("int", "float", "bool", "dict")
+
+
+def derived(value):
+    return isinstance(value, str) and "{{" in value
+
+
+def description(spec):
+    text = spec.get("description") or ""
+    return " ".join(text) if isinstance(text, list) else str(text)
 
 
 def main():
@@ -30,6 +48,13 @@ def main():
                 problems.append(f"{role.name}: {name} lacks the prefix {role.name}_")
             if not spec.get("description"):
                 problems.append(f"{role.name}: {name} has no description")
+            if derived(defaults.get(name)) and spec.get("type") in NOT_A_STRING:
+                if "default" in spec:
+                    problems.append(f"{role.name}: {name} (type {spec['type']}): its derived default "
+                                    f"{defaults[name]!r} belongs in defaults/main.yml only (drop it from the spec)")
+                elif "default" not in description(spec).lower():
+                    problems.append(f"{role.name}: {name} has a derived default: its description must say it")
+                continue
             if name in defaults and spec.get("default") != defaults[name]:
                 problems.append(f"{role.name}: {name} default differs: spec {spec.get('default')!r} "
                                 f"vs defaults {defaults[name]!r}")

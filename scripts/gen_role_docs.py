@@ -19,8 +19,12 @@ def cell(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_default(spec):
+def render_default(spec, derived=None):
+    """The spec's default; for an option with a derived default (a Jinja expression in defaults/main.yml that
+    the spec leaves out, scripts/check_specs.py), that expression."""
     if "default" not in spec:
+        if isinstance(derived, str) and "{{" in derived:
+            return f"`{cell(derived.strip())}`"
         return "*required*" if spec.get("required") else ""
     value = spec["default"]
     if isinstance(value, (dict, list)):
@@ -32,6 +36,8 @@ def render_default(spec):
 
 def table(role_dir):
     spec = yaml.safe_load((role_dir / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]
+    defaults_file = role_dir / "defaults/main.yml"
+    defaults = (yaml.safe_load(defaults_file.read_text()) if defaults_file.exists() else None) or {}
     lines = ["| Variable | Type | Default | Description |", "|---|---|---|---|"]
     for name, opt in spec["options"].items():
         kind = opt.get("type", "str")
@@ -43,7 +49,7 @@ def table(role_dir):
         desc = " ".join(desc) if isinstance(desc, list) else desc
         if opt.get("no_log"):
             desc += " (secret: never logged)"
-        lines.append(f"| `{name}` | {cell(kind)} | {render_default(opt)} | {cell(desc)} |")
+        lines.append(f"| `{name}` | {cell(kind)} | {render_default(opt, defaults.get(name))} | {cell(desc)} |")
     return "\n".join(lines)
 
 

@@ -4,8 +4,11 @@
 # three-tier inventories with ansible_connection=local, stopped right after the validation play).
 #   scripts/test_controller.sh                  both
 #   scripts/test_controller.sh -k nginx         pytest arguments go to the controller suite
-# PYDEPLOY_CONTROLLER_JOBS sets how many playbook runs go at once (default: twice the CPUs).
-# Prints the time of each part. scripts/test.sh runs it before the Molecule scenarios.
+# PYDEPLOY_CONTROLLER_JOBS sets how many playbook runs go at once (default: twice the CPUs);
+# PYDEPLOY_CONTROLLER_BATCH how many bad-input cases of one playbook and layout share one run
+# (default 8; 1 runs each alone; tests/controller/harness.py run_batch).
+# Prints the wall and CPU time of each part (CPU: user + system of every process it started, the
+# figure to compare on a machine that others load). scripts/test.sh runs it before the Molecule scenarios.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PYDEPLOY_ROOT"
@@ -16,16 +19,27 @@ fi
 # The suite resolves the collection from this checkout, never from an installed copy.
 unset ANSIBLE_COLLECTIONS_PATH
 
+cpu_file=$(mktemp)
+trap 'rm -f "$cpu_file"' EXIT
+cpu() {  # CPU=the CPU seconds (user + system) of the processes this shell has waited for so far
+  times >"$cpu_file"  # in this shell: a subshell's times would not count them
+  CPU=$(awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$cpu_file")
+}
+
 rc=0
+cpu && cpu0=$CPU
 start=$SECONDS
 say "unit tests (ansible_collections/pydeploy/django_stack/tests/unit)"
 python3 -m pytest -q -p no:cacheprovider ansible_collections/pydeploy/django_stack/tests/unit -o addopts="" || rc=1
 unit=$((SECONDS - start))
+cpu && cpu1=$CPU
 
 start=$SECONDS
 say "controller tests (tests/controller)"
 python3 -m pytest -q -p no:cacheprovider tests/controller -o addopts="" -rfEx "$@" || rc=1
 controller=$((SECONDS - start))
+cpu && cpu2=$CPU
 
-printf '\n%-22s %5ss\n%-22s %5ss\n' "unit tests" "$unit" "controller tests" "$controller"
+printf '\n%-22s %5ss wall %6ss CPU\n%-22s %5ss wall %6ss CPU\n' "unit tests" "$unit" $((cpu1 - cpu0)) \
+  "controller tests" "$controller" $((cpu2 - cpu1))
 exit $rc

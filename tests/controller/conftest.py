@@ -25,11 +25,17 @@ import harness  # noqa: E402  pylint: disable=wrong-import-position
 
 
 class Job:
-    """A playbook run a test needs: `build(workdir) -> harness.Run`, identified by `key`."""
+    """A playbook run a test needs: `build(workdir) -> harness.Run`, identified by `key`.
 
-    def __init__(self, key, build):
+    A job with a `batch` key ((playbook, layout)) and a `member` ({group_vars, host_vars}) may instead
+    run together with other jobs of the same key, in one ansible-playbook run (harness.run_batch);
+    PYDEPLOY_CONTROLLER_BATCH sets how many at most (default 8; 1 runs every job alone)."""
+
+    def __init__(self, key, build, batch=None, member=None):
         self.key = key
         self.build = build
+        self.batch = batch
+        self.member = member
 
     def __repr__(self):
         return self.key
@@ -44,25 +50,60 @@ class Runner:
         self.lock = threading.Lock()
         self.started = False
         self.seconds = 0.0
+        self.playbook_runs = 0
+
+    def _record(self, job, run):
+        with self.lock:
+            self.results[job.key] = run
+            if isinstance(run, harness.Run) and os.environ.get("PYDEPLOY_CONTROLLER_REPORT"):  # one line per run
+                with open(os.environ["PYDEPLOY_CONTROLLER_REPORT"], "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps({
+                        "job": job.key, "rc": run.rc, "seconds": round(run.seconds, 1),
+                        "reached": run.reached and run.reached["task"],
+                        "failures": [{"host": f.get("host"), "task": f.get("task"), "msg": (f.get("msg") or "")[:600]}
+                                     for f in run.failures]}) + "\n")
 
     def _one(self, job):
         workdir = harness.new_workdir(self.base, job.key)
         try:
             run = job.build(workdir)
-            with self.lock:
-                self.results[job.key] = run
-                if os.environ.get("PYDEPLOY_CONTROLLER_REPORT"):  # one line per run, for triage
-                    with open(os.environ["PYDEPLOY_CONTROLLER_REPORT"], "a", encoding="utf-8") as handle:
-                        handle.write(json.dumps({
-                            "job": job.key, "rc": run.rc, "seconds": round(run.seconds, 1),
-                            "reached": run.reached and run.reached["task"],
-                            "failures": [{"host": f.get("host"), "task": f.get("task"), "msg": (f.get("msg") or "")[:600]}
-                                         for f in run.failures]}) + "\n")
-            if run.rc in (0, harness.REACHED_RC) or os.environ.get("PYDEPLOY_CONTROLLER_KEEP") != "1":
+            self._record(job, run)
+            if getattr(run, "rc", 0) in (0, harness.REACHED_RC) or os.environ.get("PYDEPLOY_CONTROLLER_KEEP") != "1":
                 shutil.rmtree(workdir, ignore_errors=True)
         except Exception as err:  # pylint: disable=broad-except
             with self.lock:
                 self.errors[job.key] = err
+
+    def _batch(self, jobs):
+        playbook, layout = jobs[0].batch
+        workdir = harness.new_workdir(self.base, f"batch-{playbook}-{layout}-{jobs[0].key}")
+        try:
+            runs = harness.run_batch(playbook, layout, [job.member for job in jobs], workdir)
+            for job, run in zip(jobs, runs):
+                self._record(job, run)
+            if os.environ.get("PYDEPLOY_CONTROLLER_KEEP") != "1":
+                shutil.rmtree(workdir, ignore_errors=True)
+        except Exception as err:  # pylint: disable=broad-except
+            with self.lock:
+                for job in jobs:
+                    self.errors[job.key] = err
+
+    def _units(self):
+        """The runs to make: batches of batchable jobs (largest first), then every other job alone."""
+        size = int(os.environ.get("PYDEPLOY_CONTROLLER_BATCH", "8"))
+        groups, alone = {}, []
+        for job in self.jobs.values():
+            if job.batch is not None and size > 1:
+                groups.setdefault(job.batch, []).append(job)
+            else:
+                alone.append(job)
+        batches = []
+        for jobs in groups.values():
+            count = -(-len(jobs) // size)  # as many runs as needed, of even sizes
+            batches.extend(jobs[i::count] for i in range(count))
+        batches.sort(key=len, reverse=True)
+        return [(self._batch, jobs) if len(jobs) > 1 else (self._one, jobs[0]) for jobs in batches] + \
+            [(self._one, job) for job in alone]
 
     def run_all(self):
         if self.started:
@@ -70,8 +111,10 @@ class Runner:
         self.started = True
         start = time.monotonic()
         workers = int(os.environ.get("PYDEPLOY_CONTROLLER_JOBS", str(max(2, 2 * (os.cpu_count() or 1)))))
+        units = self._units()
+        self.playbook_runs = len(units)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(self._one, self.jobs.values()))
+            list(pool.map(lambda unit: unit[0](unit[1]), units))
         self.seconds = time.monotonic() - start
 
     def get(self, job):
@@ -105,9 +148,9 @@ def pytest_sessionfinish(session, exitstatus):
     if runner is None:
         return
     if runner.results:
-        slowest = max(runner.results.values(), key=lambda r: r.seconds)
-        sys.stderr.write(f"\ncontroller runs: {len(runner.results)} playbook runs in {runner.seconds:.1f}s "
-                         f"(slowest {slowest.seconds:.1f}s)\n")
+        slowest = max(getattr(r, "seconds", 0.0) for r in runner.results.values())
+        sys.stderr.write(f"\ncontroller runs: {len(runner.results)} cases in {runner.playbook_runs} playbook runs in "
+                         f"{runner.seconds:.1f}s (slowest {slowest:.1f}s)\n")
     if os.environ.get("PYDEPLOY_CONTROLLER_KEEP") != "1":
         shutil.rmtree(runner.base, ignore_errors=True)
 

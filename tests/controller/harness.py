@@ -290,7 +290,7 @@ class Run:
         return text
 
 
-def run_playbook(playbook, inventory, workdir, extra_vars=None, extra_args=(), env=None, timeout=300):
+def run_playbook(playbook, inventory, workdir, extra_vars=None, extra_args=(), env=None, timeout=900):
     """Run a playbook (a name of PLAYBOOKS, a FQCN or a path) against an Inventory; return a Run."""
     workdir = Path(workdir)
     record = workdir / "record.jsonl"
@@ -385,3 +385,152 @@ def converge_variants(name):
 def new_workdir(base, name):
     path = Path(tempfile.mkdtemp(prefix=re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:60] + "-", dir=base))
     return path
+
+
+# ------------------------------------------------------------------------------------------- batches
+# Many cases of one playbook and layout in ONE ansible-playbook run: each case gets its own copy of
+# the layout's hosts (renamed "k<NN>.<host>"), in the layout's groups (so the validation play, with
+# its default host pattern, runs on them) and in tier groups of its own ("k<NN>_db", "k<NN>_app",
+# "k<NN>_web"), which the case's group (priority 100, like CASE_GROUP) names in pydeploy_db_hosts,
+# pydeploy_app_hosts and pydeploy_web_hosts: the playbooks compute every tier list and every
+# <role>_stack from those host variables (vars/stack.yml), so a case only ever sees its own hosts.
+# The callback turns the validation play's any_errors_fatal off (PYDEPLOY_BATCH=1) and split_batch
+# keeps, per case, the failures of the first task that failed on one of its hosts (what
+# any_errors_fatal lets through); a case with a failure never reaches the plays after validation.
+# Not batchable (run alone): extra vars (they apply to every host), cases that set the tier variables
+# or name groups and other hosts themselves, layouts whose inventory variables do (inventories/prod
+# lists groups['app'] etc.: in a batch those would hold every case's hosts), and multi-host cases
+# (class 1), which keep proving the real any_errors_fatal.
+BATCH_TIER_VARS = ("pydeploy_db_hosts", "pydeploy_app_hosts", "pydeploy_web_hosts")
+_OTHER_HOSTS = re.compile(r"\b(groups|hostvars|group_names|play_hosts|ansible_play_hosts\w*)\b")
+
+
+def batch_name(index, host):
+    return f"k{index:02d}.{host}"
+
+
+def _names_other_hosts(text):
+    return bool(_OTHER_HOSTS.search(text))
+
+
+def batchable(layout, group_vars=None, host_vars=None, extra_vars=None):
+    if extra_vars or layout not in LAYOUTS:
+        return False
+    repo = LAYOUTS[layout]["repo"]
+    for path in sorted(repo.rglob("*")) if repo is not None else ():
+        if path.is_file() and path.parent != repo and _names_other_hosts(path.read_text(errors="replace")):
+            return False
+    names = set(group_vars or {})
+    for values in (host_vars or {}).values():
+        names.update(values or {})
+    return not names & set(BATCH_TIER_VARS) and not _names_other_hosts(json.dumps([group_vars, host_vars]))
+
+
+def build_batch_inventory(workdir, layout, members):
+    """An inventory with one copy of the layout's hosts per member ({group_vars, host_vars}), as above."""
+    workdir = Path(workdir)
+    spec = LAYOUTS[layout]
+    hosts = {}
+    fact_hosts = {}
+    case_group_vars = {}
+    host_vars = {}
+    for index, member in enumerate(members):
+        group = f"{CASE_GROUP}_k{index:02d}"
+        tiers = {"db": f"k{index:02d}_db", "app": f"k{index:02d}_app", "web": f"k{index:02d}_web"}
+        for name, host in spec["hosts"].items():
+            new = batch_name(index, name)
+            groups = list(host.get("groups", []))
+            hosts[new] = {"groups": groups + [tiers[g] for g in groups if g in tiers] + [group],
+                          "address": host["address"], "vars": host.get("vars", {})}
+            fact_hosts[new] = (name, host)
+        values = dict(member.get("group_vars") or {})
+        values.update({f"pydeploy_{tier}_hosts": pattern for tier, pattern in tiers.items()})
+        case_group_vars[group] = values
+        for name, values in (member.get("host_vars") or {}).items():
+            if name not in spec["hosts"]:
+                raise ValueError(f"host_vars for {name}, which is not a host of the layout {layout}")
+            host_vars[batch_name(index, name)] = values
+    inv = workdir / "inventory"
+    inv.mkdir(parents=True, exist_ok=True)
+    if (spec["repo"] / "group_vars").is_dir():
+        shutil.copytree(spec["repo"] / "group_vars", inv / "group_vars")
+    all_dir = inv / "group_vars" / "all"
+    for suffix in (".yml", ".yaml", ".json"):
+        single_file = inv / "group_vars" / f"all{suffix}"
+        if single_file.is_file():
+            all_dir.mkdir(parents=True, exist_ok=True)
+            single_file.rename(all_dir / f"00_base{suffix}")
+    all_dir.mkdir(parents=True, exist_ok=True)
+    (inv / "host_vars").mkdir(exist_ok=True)
+    groups = {}
+    for name, host in hosts.items():
+        for group in host["groups"]:
+            groups.setdefault(group, {}).setdefault("hosts", {})[name] = None
+    for name, host in hosts.items():
+        entry = {"ansible_host": host["address"]}
+        entry.update(host["vars"])
+        groups[host["groups"][0]]["hosts"][name] = entry
+    for group in case_group_vars:
+        groups[group]["vars"] = {"ansible_group_priority": 100}
+    document = {"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        "children": groups,
+    }}
+    (inv / "hosts.yml").write_text(yaml.safe_dump(document, sort_keys=False))
+    (all_dir / "01_vault.yml").write_text(_dump(DUMMY_VAULT))
+    for group, values in case_group_vars.items():
+        (inv / "group_vars" / f"{group}.yml").write_text(_dump(values))
+    for name, values in host_vars.items():
+        (inv / "host_vars" / f"{name}.yml").write_text(_dump(values))
+    cache = workdir / "facts"
+    cache.mkdir(parents=True, exist_ok=True)
+    prefix = _fact_cache_prefix()
+    for new, (name, host) in fact_hosts.items():  # the facts of the host the case names
+        data = facts(name, host["address"], debian=host.get("debian", "12"))
+        data.update(host.get("facts", {}))
+        (cache / f"{prefix}{new}").write_text(json.dumps({"__payload__": json.dumps(data)}))
+    return Inventory(inv, hosts, cache)
+
+
+def split_batch(run, layout, count):
+    """One Run per member of a batch run, with the member's host names (and tier groups) as the case wrote them."""
+    shared = [r for r in run.records if "host" not in r]
+    out = []
+    for index in range(count):
+        prefix = f"k{index:02d}."
+        mine = [r for r in run.records if str(r.get("host", "")).startswith(prefix)]
+        failures = [r for r in mine if r["event"] in ("failed", "item_failed", "unreachable")]
+        if failures:  # any_errors_fatal: the first failing task's failures end the run
+            first = min(r["seq"] for r in failures)
+            mine = [r for r in mine if r["event"] not in ("failed", "item_failed", "unreachable") or r["seq"] == first]
+            records = [r for r in shared if r["event"] != "after_validation"] + mine
+            rc = 2
+        else:
+            records = shared + mine
+            rc = run.rc
+
+        def unbatch(text, index=index):
+            for name in LAYOUTS[layout]["hosts"]:
+                text = text.replace(batch_name(index, name), name)
+            for tier in ("db", "app", "web"):
+                text = text.replace(f"k{index:02d}_{tier}", tier)
+            return text
+
+        records = json.loads(unbatch(json.dumps(records)))
+        out.append(Run(rc, unbatch(_own_lines(run.stdout, index)), unbatch(_own_lines(run.stderr, index)), records,
+                       run.seconds, run.command))
+    return out
+
+
+def _own_lines(text, index):
+    """The lines of a batch's output that name no host of another member."""
+    own = f"k{index:02d}."
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if own in line or not re.search(r"\bk\d\d\.", line))
+
+
+def run_batch(playbook, layout, members, workdir, timeout=1200):
+    """Run several cases ({group_vars, host_vars}) of one playbook and layout at once; one Run per member."""
+    inventory = build_batch_inventory(workdir, layout, members)
+    run = run_playbook(playbook, inventory, workdir, env={"PYDEPLOY_BATCH": "1"}, timeout=timeout)
+    return split_batch(run, layout, len(members))

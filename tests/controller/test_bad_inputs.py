@@ -22,7 +22,12 @@ class Case:
         self.data = data
         self.id = data["id"]
         self.expect = data["expect"]
-        self.job = Job(f"bad-{self.id}", self.build)
+        batch = None
+        if data.get("class") != 1 and harness.batchable(data.get("layout", "single"), data.get("group_vars"),
+                                                         data.get("host_vars"), data.get("extra_vars")):
+            batch = (data["playbook"], data.get("layout", "single"))
+        self.job = Job(f"bad-{self.id}", self.build, batch=batch,
+                       member={"group_vars": data.get("group_vars"), "host_vars": data.get("host_vars")})
 
     def build(self, workdir):
         inventory = harness.build_inventory(workdir, self.data.get("layout", "single"),

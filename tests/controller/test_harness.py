@@ -56,3 +56,35 @@ def test_good_values_reach_the_next_play_with_cached_facts(job, runs):
     assert run.reached is not None, run.summary()
     assert not run.marker_written
 
+
+
+def _batch_job():
+    def build(workdir):
+        marker = Path(workdir) / "marker"
+        good = {"selftest_value": 1, "selftest_marker": str(marker)}
+        members = [
+            {"group_vars": good, "host_vars": {BAD: {"selftest_value": 0}}},
+            {"group_vars": good},
+            # web1 fails the first task (its address is not its facts'), app1 would fail the second one: with
+            # any_errors_fatal the run ends after the first, so only web1's failure counts
+            {"group_vars": good, "host_vars": {"web1.example.com": {"ansible_host": "192.0.2.250"},
+                                               BAD: {"selftest_value": 0}}},
+        ]
+        runs = harness.run_batch(str(PLAYBOOK), "three", members, workdir)
+        for run in runs:
+            run.marker_written = marker.exists()
+        return runs
+
+    return Job("selftest-batch", build)
+
+
+@pytest.mark.parametrize("job", [_batch_job()], ids=["batch"])
+def test_a_batch_of_cases_reports_each_as_if_it_ran_alone(job, runs):
+    bad, good, first_task = runs.get(job)
+    assert bad.rc == 2 and bad.reached is None, bad.summary()
+    assert [f["host"] for f in bad.failures] == [BAD], bad.summary()
+    assert f"selftest_value on {BAD} must be positive" in bad.messages(BAD)[0]  # the host as the case names it
+    assert good.failures == [] and good.reached is not None, good.summary()
+    assert [f["host"] for f in first_task.failures] == ["web1.example.com"], first_task.summary()
+    assert first_task.reached is None
+    assert not any(run.marker_written for run in (bad, good, first_task))

@@ -8,6 +8,14 @@ name matches $PYDEPLOY_VALIDATION_PLAY (default: "check|validat") is the validat
 task of any later play is about to start, the callback records it as `after_validation` and ends
 the process with exit code 97 before that task runs: the tests run the real playbooks against
 `ansible_connection: local` and must never let a task that changes a host run on the controller.
+
+Every record carries `seq`, the number of task starts so far: the linear strategy runs a task on
+every host before the next one starts, so the failures of one task share its `seq`.
+
+With PYDEPLOY_BATCH=1 (a batch of cases, each on hosts of its own, tests/controller/harness.py
+run_batch) the validation play's any_errors_fatal is turned off for this run only, so that one
+case's failure does not stop the others; the harness then keeps, per case, only the failures of
+the first task that failed on one of its hosts, which is what any_errors_fatal lets through.
 """
 
 from __future__ import annotations
@@ -52,12 +60,15 @@ class CallbackModule(CallbackBase):
         self._validation_index = None
         self._play_name = ""
         self._stop = os.environ.get("PYDEPLOY_STOP_AFTER_VALIDATION", "1") == "1"
+        self._batch = os.environ.get("PYDEPLOY_BATCH") == "1"
+        self._seq = 0
 
     def _write(self, **record):
         if not self._path:
             return
         record["play_index"] = self._play_index
         record["play"] = self._play_name
+        record["seq"] = self._seq
         with open(self._path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, default=_text) + "\n")
 
@@ -66,9 +77,13 @@ class CallbackModule(CallbackBase):
         self._play_name = _text(play.get_name())
         if self._validation_index is None and self._pattern.search(self._play_name):
             self._validation_index = self._play_index
+            if self._batch:  # on the play and on the play its blocks were loaded with (the strategy runs a copy)
+                for target in {id(p): p for p in [play] + [b._play for b in play.tasks if getattr(b, "_play", None)]}.values():
+                    target.any_errors_fatal = False
         self._write(event="play_start", validation=self._validation_index == self._play_index)
 
     def _task_start(self, task, handler=False):
+        self._seq += 1
         path = _text(task.get_path() or "")
         role = _text(task._role.get_name()) if task._role else ""
         self._write(event="task_start", task=_text(task.get_name()), action=_text(task.action), path=path, role=role,

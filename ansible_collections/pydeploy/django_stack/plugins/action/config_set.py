@@ -33,7 +33,12 @@ except ImportError:  # pragma: no cover - ansible-core 2.16 to 2.18
     from ansible.template import AnsibleEnvironment, generate_ansible_template_vars
 
     def _template_vars_for(path, fullpath, dest, include_managed):
-        return generate_ansible_template_vars(path, fullpath, dest, include_ansible_managed=include_managed)
+        # 2.16 has no include_ansible_managed (2.17 and 2.18 have it) and always sets ansible_managed:
+        # drop it when the task's variables define their own, as the argument does on later versions.
+        template_vars = generate_ansible_template_vars(path, fullpath, dest)
+        if not include_managed:
+            template_vars.pop("ansible_managed", None)
+        return template_vars
 
     def _render(templar, text, searchpath, variables):
         data_templar = templar.copy_with_new_env(environment_class=AnsibleEnvironment, searchpath=searchpath,

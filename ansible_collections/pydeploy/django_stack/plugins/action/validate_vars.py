@@ -49,7 +49,28 @@ def role_spec(role):
         data = _load_yaml(os.path.join(role_dir, sub, "main.yml"))
         if isinstance(data, dict):
             names.update(data)
+    defaults = _load_yaml(os.path.join(role_dir, "defaults", "main.yml"))
+    if isinstance(defaults, dict):
+        # An option whose default is derived (a Jinja expression in defaults/main.yml) has no `default:` in the
+        # spec when a string is not of its type (int, bool, dict): that default is not null all the same, so a
+        # null value stays an error for it, as for every option with a default.
+        for entry in specs.values():
+            for name, option in ((entry or {}).get("options") or {}).items():
+                value = defaults.get(name)
+                if isinstance(option, dict) and "default" not in option and isinstance(value, str) and "{{" in value:
+                    option["default"] = value
     return specs, names
+
+
+def _holds(templar, expression, variables, loader):
+    """A rule's `that` evaluated like a `when:` condition."""
+    if hasattr(templar, "evaluate_conditional"):  # ansible-core >= 2.19
+        return templar.evaluate_conditional(expression)
+    from ansible.playbook.conditional import Conditional  # ansible-core < 2.19, as its assert action does
+
+    condition = Conditional(loader=loader)
+    condition.when = [expression]
+    return condition.evaluate_conditional(templar, variables)
 
 
 class _TemplateFailure(Exception):
@@ -205,7 +226,7 @@ class ActionModule(ActionBase):
             for that in thats:
                 try:
                     expression = trust_as_template(to_text(that)) if isinstance(that, str) else that
-                    if not templar.evaluate_conditional(expression):
+                    if not _holds(templar, expression, variables, self._loader):
                         ok = False
                         break
                 except Exception as err:  # pylint: disable=broad-except

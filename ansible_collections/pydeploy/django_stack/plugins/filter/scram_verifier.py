@@ -98,9 +98,12 @@ def _keys(password, salt, iterations):
     return stored_key, server_key
 
 
+def _b64(raw):
+    return base64.b64encode(raw).decode("ascii")
+
+
 def _format(iterations, salt, stored_key, server_key):
-    b64 = lambda raw: base64.b64encode(raw).decode("ascii")  # noqa: E731
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+    return f"SCRAM-SHA-256${iterations}:{_b64(salt)}${_b64(stored_key)}:{_b64(server_key)}"
 
 
 def matches(password, verifier):

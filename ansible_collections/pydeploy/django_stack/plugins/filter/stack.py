@@ -72,7 +72,7 @@ def _reachable_binds(binds, address):
     """tcp_binds as the web tier dials them: wildcard addresses become the host's own address."""
     out = []
     for bind in binds:
-        host, _, port = str(bind).rpartition(":")
+        host, _sep, port = str(bind).rpartition(":")
         host = host.strip("[]")
         if host in ("0.0.0.0", "::", ""):
             host = address

@@ -39,7 +39,9 @@ def test_steady_state_does_not_wait(tmp_path):
 def test_reload_waits_until_every_new_worker_is_ready(tmp_path):
     clock = Clock()
     srv = server({10: 1, 11: 2, 20: 3, 21: 4}, 2)  # 10, 11 old; 20, 21 new (higher age)
-    ready = lambda pid: str(tmp_path / str(pid))  # noqa: E731
+
+    def ready(pid):
+        return str(tmp_path / str(pid))
 
     def sleep(seconds):
         clock.sleep(seconds)

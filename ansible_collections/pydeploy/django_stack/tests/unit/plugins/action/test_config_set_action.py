@@ -99,8 +99,8 @@ def test_check_mode_reports_the_change_only(tmp_path, role):
     variables = {"out": str(out), "stage": str(tmp_path / "stage"), "workers": 3, "tls": False}
     assert playbook(tmp_path, TASKS, variables)[0] == 0
     rc, results = playbook(tmp_path, TASKS, {**variables, "workers": 5}, check=True)
-    assert rc == 0 and results[0]["changed"] and results[0]["content_changed"] == [str(out / "app.conf"),
-                                                                                 str(out / "note.txt")]
+    assert rc == 0 and results[0]["changed"]
+    assert results[0]["content_changed"] == [str(out / "app.conf"), str(out / "note.txt")]
     assert "workers = 3" in (out / "app.conf").read_text()
 
 
@@ -115,8 +115,8 @@ BAD_SPECS = [
 
 def test_bad_file_specs(tmp_path, role):
     tasks = "".join(f"- name: Bad {i}\n  pydeploy.django_stack.config_set:\n    files:\n      - {spec}\n"
-                    "  ignore_errors: true\n" for i, (spec, _) in enumerate(BAD_SPECS))
-    _, results = playbook(tmp_path, tasks, {"workers": 1, "tls": False})
+                    "  ignore_errors: true\n" for i, (spec, _reason) in enumerate(BAD_SPECS))
+    _rc, results = playbook(tmp_path, tasks, {"workers": 1, "tls": False})
     assert len(results) == len(BAD_SPECS)
     for result, (spec, message) in zip(results, BAD_SPECS):
         assert result.get("failed") and message in result["msg"], (spec, result)

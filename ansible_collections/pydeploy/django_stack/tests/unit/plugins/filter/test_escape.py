@@ -7,9 +7,8 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.pydeploy.django_stack.plugins.filter.octal_mode import octal_mode
-from ansible_collections.pydeploy.django_stack.plugins.filter.escape import (env_file_value, nginx_string,
-                                                                            pg_hba_field,
-                                                                            python_literal)
+from ansible_collections.pydeploy.django_stack.plugins.filter.escape import (
+    env_file_value, nginx_string, pg_hba_field, python_literal)
 
 NASTY = ["plain", "with space", "it's", "$(touch /tmp/pwned)", "`id`", "${HOME}", 'dq " and \\ bs', "a;b&c|d", "",
          "'", "''", "trailing\\"]

@@ -1,8 +1,8 @@
 """systemd_unit / systemd_sandbox (plugins/filter/systemd.py): every value escaped for its directive."""
 import pytest
 
-from ansible_collections.pydeploy.django_stack.plugins.filter.systemd import (SystemdValueError, exec_argument,
-                                                                             systemd_sandbox, systemd_unit)
+from ansible_collections.pydeploy.django_stack.plugins.filter.systemd import (
+    SystemdValueError, exec_argument, systemd_sandbox, systemd_unit)
 
 
 def lines(text):

@@ -27,7 +27,7 @@ class Recorder:
 
     def __call__(self, argv, cwd, env):
         self.calls.append({"argv": argv, "cwd": cwd, "tree": sorted(
-            os.path.relpath(os.path.join(d, f), cwd) for d, _, files in os.walk(cwd) for f in files)})
+            os.path.relpath(os.path.join(d, f), cwd) for d, _dirs, files in os.walk(cwd) for f in files)})
         return run(argv, cwd, env)
 
 
