@@ -30,7 +30,12 @@ def _mark(test_id):
 def _inventory_job(layout, playbook):
     def build(workdir):
         inventory = harness.build_inventory(workdir, layout)
-        extra = RESTORE_VARS if playbook == "restore" else None
+        extra = None
+        if playbook == "restore":  # the validation play looks for the dump on the db host (here: this machine)
+            backups = Path(workdir) / "backups"
+            backups.mkdir(parents=True, exist_ok=True)
+            (backups / "demo-20260101T031500.000Z.pgc").write_bytes(b"PGDMP")
+            extra = dict(RESTORE_VARS, postgres_backup_dir=str(backups))
         return harness.run_playbook(playbook, inventory, workdir, extra_vars=extra)
 
     return Job(f"good-{layout}-{playbook}", build)
