@@ -74,6 +74,8 @@ def _scenario_job(scenario, playbook, extra_group_vars=None, suffix=""):
         ephemeral = Path(workdir) / "ephemeral"
         for name in ("vault", "files"):
             _pem_pair(ephemeral / "tls", name)
+        # the stack scenario trusts pebble's CA from the file its prepare step writes
+        (ephemeral / "pebble-tls-ca.pem").write_bytes((ephemeral / "tls" / "files.crt").read_bytes())
         env = {"MOLECULE_EPHEMERAL_DIRECTORY": str(ephemeral), "MOLECULE_SCENARIO_NAME": scenario}
         hosts, group_vars = harness.molecule_scenario(scenario, env)
         group_vars.update(extra_group_vars or {})

@@ -137,7 +137,7 @@ class ActionModule(ActionBase):
             reason = f"is not a variable of {scope}" + (f" (did you mean {hint}?)" if hint else "")
             if strict:
                 problems.append(varspec.Problem(name, reason, kind="unknown",
-                                                accepted=f"the variables of {scope} (its argument spec)"))
+                                                accepted=f"the documented variables of {scope}"))
             else:
                 warnings.append(f"{name} on {host}: {reason}; it is ignored (pydeploy_strict_vars: true makes this an error)")
 
