@@ -26,7 +26,9 @@ def web_address(web, client):
 def test_unknown_host_on_port_80_is_closed_across_hosts(host, client):
     address = web_address(host, client)
     result = client.run(f"curl -sS -o /dev/null -D - --max-time 10 -H 'Host: evil.example' http://{address}/")
-    assert result.rc == 52, (result.rc, result.stdout, result.stderr)  # empty reply: 444
+    # 444: nginx closes the connection without a reply; curl sees an empty reply (52) or, when the
+    # close reaches it as a reset, a receive failure (56). Never an HTTP status.
+    assert result.rc in (52, 56), (result.rc, result.stdout, result.stderr)
     assert "location" not in result.stdout.lower()
     # A served name gets its own redirect.
     result = client.run(f"curl -sS -o /dev/null -D - --max-time 10 -H 'Host: shop.test' http://{address}/x")
