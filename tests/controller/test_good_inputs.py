@@ -30,7 +30,12 @@ def _mark(test_id):
 def _inventory_job(layout, playbook):
     def build(workdir):
         inventory = harness.build_inventory(workdir, layout)
-        extra = RESTORE_VARS if playbook == "restore" else None
+        extra = None
+        if playbook == "restore":  # the validation play looks for the dump on the db host (here: this machine)
+            backups = Path(workdir) / "backups"
+            backups.mkdir(parents=True, exist_ok=True)
+            (backups / "demo-20260101T031500.000Z.pgc").write_bytes(b"PGDMP")
+            extra = dict(RESTORE_VARS, postgres_backup_dir=str(backups))
         return harness.run_playbook(playbook, inventory, workdir, extra_vars=extra)
 
     return Job(f"good-{layout}-{playbook}", build)
@@ -69,6 +74,8 @@ def _scenario_job(scenario, playbook, extra_group_vars=None, suffix=""):
         ephemeral = Path(workdir) / "ephemeral"
         for name in ("vault", "files"):
             _pem_pair(ephemeral / "tls", name)
+        # the stack scenario trusts pebble's CA from the file its prepare step writes
+        (ephemeral / "pebble-tls-ca.pem").write_bytes((ephemeral / "tls" / "files.crt").read_bytes())
         env = {"MOLECULE_EPHEMERAL_DIRECTORY": str(ephemeral), "MOLECULE_SCENARIO_NAME": scenario}
         hosts, group_vars = harness.molecule_scenario(scenario, env)
         group_vars.update(extra_group_vars or {})

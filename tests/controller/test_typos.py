@@ -26,6 +26,7 @@ TYPOS = [
     ("typo-nginx", "web", {"nginx_client_max_body_sise": "20m"}, "nginx_client_max_body_sise",
      "nginx_client_max_body_size"),
     ("typo-postgres", "db", {"postgres_max_conections": 50}, "postgres_max_conections", "postgres_max_connections"),
+    ("typo-pydeploy", "site", {"pydeploy_app_sever": "gunicorn"}, "pydeploy_app_sever", "pydeploy_app_server"),
 ]
 
 

@@ -80,7 +80,7 @@ class _TemplateFailure(Exception):
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("role", "entry_point", "options", "prefix", "formats", "rules", "known", "strict"))
+    _VALID_ARGS = frozenset(("role", "entry_point", "options", "prefix", "formats", "rules", "known", "strict", "scope"))
 
     @classmethod
     def finalize_task_arg(cls, name, value, templar, context):
@@ -108,6 +108,8 @@ class ActionModule(ActionBase):
         prefix = args.get("prefix")
         prefix = f"{role}_" if prefix is None else to_text(prefix)
         host = to_text(task_vars.get("inventory_hostname", "?"))
+        # Whose variables these are, in messages ("role nginx", or "the collection's playbooks" with `options`).
+        scope = to_text(args.get("scope") or f"role {role}")
 
         try:
             checker = varspec.SpecChecker(options, args.get("formats") or {})
@@ -153,10 +155,10 @@ class ActionModule(ActionBase):
         strict = boolean(strict, strict=False)
         warnings = []
         for name, hint in unknown:
-            reason = f"is not a variable of the role {role}" + (f" (did you mean {hint}?)" if hint else "")
+            reason = f"is not a variable of {scope}" + (f" (did you mean {hint}?)" if hint else "")
             if strict:
                 problems.append(varspec.Problem(name, reason, kind="unknown",
-                                                accepted="the variables listed in the role's argument spec"))
+                                                accepted=f"the documented variables of {scope}"))
             else:
                 warnings.append(f"{name} on {host}: {reason}; it is ignored (pydeploy_strict_vars: true makes this an error)")
 
@@ -173,10 +175,10 @@ class ActionModule(ActionBase):
             result["problems"] = [p.as_dict(host) for p in problems]
             count = len(problems)
             lines = [p.render(host) for p in problems]
-            result["msg"] = (f"{count} problem{'s' if count > 1 else ''} in the variables of role {role} on host "
+            result["msg"] = (f"{count} problem{'s' if count > 1 else ''} in the variables of {scope} on host "
                              f"{host}, nothing was changed:\n- " + "\n- ".join(lines))
         else:
-            result["msg"] = f"The variables of role {role} are valid on {host}."
+            result["msg"] = f"The variables of {scope} are valid on {host}."
         return result
 
     # ---------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ SOURCES = {"local_ca": "local_ca", "self_signed": "local_ca", "acme": "acme"}
 def nginx_tls_sites(sites):
     """The sites (merged with their defaults) -> the `sites` parameter of the nginx_tls module."""
     out = []
-    for site in sites:
+    for index, site in enumerate(sites):
         certificate = site.get("certificate", "local_ca")
         if certificate == "provided":
             source = "provided_content" if site.get("certificate_content") else "provided_files"
@@ -93,6 +93,8 @@ def nginx_tls_sites(sites):
             "certificate_file": (site.get("certificate_file") or "") if source == "provided_files" else "",
             "key_file": (site.get("certificate_key_file") or "") if source == "provided_files" else "",
             "upstream_ca_content": (tls.get("ca_pem") or "") if tls.get("enabled") else "",
+            # nginx_sites[i] as the user wrote it (the sites are nginx_sites merged with their fallbacks, in order)
+            "label": f"nginx_sites[{index}]",
         })
     return out
 
@@ -250,16 +252,28 @@ class Problems:
         self.host = host
         self.items = []
 
+    def add(self, where, message, context=""):
+        self.items.append(f"{where}: {message} ({context + '; ' if context else ''}host {self.host})")
+
+
+class _SiteProblems:
+    """Problems of one site: the path as the user wrote it comes first (nginx_sites[0].server_names[1], or the
+    nginx_* fallback the site took the value from), the site's name after the message."""
+
+    def __init__(self, problems, name):
+        self.problems = problems
+        self.name = name
+
     def add(self, where, message):
-        self.items.append(f"{where}: {message} (host {self.host})")
+        context = f"site {self.name}" if where.startswith("nginx_sites[") else f"used by site {self.name}"
+        self.problems.add(where, message, context)
 
 
 def _site_where(raw_sites, index, key):
     raw = raw_sites[index] if index < len(raw_sites) and isinstance(raw_sites[index], dict) else {}
-    name = raw.get("name", "?")
     if key in raw:
-        return f"nginx_sites[{index}] ({name}).{key}"
-    return f"{FALLBACK.get(key, 'nginx_' + key)} (used by site {name})"
+        return f"nginx_sites[{index}].{key}"
+    return FALLBACK.get(key, "nginx_" + key)
 
 
 def _check_limit(p, where, limit, path_required=False):
@@ -289,6 +303,8 @@ def _check_headers(p, where, headers):
 
 
 def _check_site(p, raw_sites, index, site, v):
+    p = _SiteProblems(p, site.get("name", "?"))
+
     def where(key):
         return _site_where(raw_sites, index, key)
 

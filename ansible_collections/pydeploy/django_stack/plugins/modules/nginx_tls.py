@@ -106,6 +106,12 @@ options:
         description: PEM of the CA(s) that sign the app servers' certificates (TLS to the upstream); written to C(upstream-ca.pem).
         type: str
         default: ""
+      label:
+        description:
+          - The variable the site comes from as the user wrote it (C(nginx_sites[0])); messages then name the input as
+            C(nginx_sites[0].certificate_file) instead of the site's name.
+        type: str
+        default: ""
 """
 
 EXAMPLES = r"""
@@ -309,14 +315,24 @@ def leaf_reasons(cert, key, ca_cert, names, renew_days, now=None):
     return reasons
 
 
-def check_pair(site, chain, key, now=None):
+def where(site, what):
+    """How a message names a site's input: ``nginx_sites[0].certificate_file`` when the site carries the
+    label of the variable it came from, else ``nginx site demo: certificate_file``."""
+    if isinstance(site, dict):
+        if site.get("label"):
+            return f"{site['label']}.{what}:"
+        site = site.get("name")
+    return f"nginx site {site}: {what}"
+
+
+def check_pair(site, chain, key, now=None, key_what="certificate_key_file", cert_what="certificate_file"):
     now = now or utcnow()
     leaf = chain[0]
     if public_bytes(leaf) != public_bytes(key):
-        raise TLSError(f"nginx site {site}: the provided private key does not belong to the provided certificate "
+        raise TLSError(f"{where(site, key_what)} the provided private key does not belong to the provided certificate "
                        f"({leaf.subject.rfc4514_string()})")
     if not_after(leaf) < now:
-        raise TLSError(f"nginx site {site}: the provided certificate ({leaf.subject.rfc4514_string()}) expired "
+        raise TLSError(f"{where(site, cert_what)} the provided certificate ({leaf.subject.rfc4514_string()}) expired "
                        f"on {not_after(leaf).isoformat()}")
 
 
@@ -441,16 +457,16 @@ class Manager:
         if source == "provided_content":
             chain_data = site["certificate_content"].strip().encode() + b"\n"
             key_data = site["key_content"].strip().encode() + b"\n"
-            chain = self._checked(name, "certificate_content", lambda: load_chain(chain_data))
-            key = self._checked(name, "certificate_key_content", lambda: load_key(key_data))
-            check_pair(name, chain, key, self.now)
+            chain = self._checked(site, "certificate_content", lambda: load_chain(chain_data))
+            key = self._checked(site, "certificate_key_content", lambda: load_key(key_data))
+            check_pair(site, chain, key, self.now, "certificate_key_content", "certificate_content")
             self.host.write(cert_path, chain_data, 0o644)
             self.host.write(key_path, key_data, 0o600)
             served = chain[0]
         elif source == "provided_files":
-            chain = self._checked(name, "certificate_file", lambda: load_chain(self._must_read(site["certificate_file"])))
-            key = self._checked(name, "certificate_key_file", lambda: load_key(self._must_read(site["key_file"])))
-            check_pair(name, chain, key, self.now)
+            chain = self._checked(site, "certificate_file", lambda: load_chain(self._must_read(site["certificate_file"])))
+            key = self._checked(site, "certificate_key_file", lambda: load_key(self._must_read(site["key_file"])))
+            check_pair(site, chain, key, self.now)
             self.host.link(cert_path, site["certificate_file"])
             self.host.link(key_path, site["key_file"])
             fingerprints[name] = hashlib.sha256(self._must_read(site["certificate_file"])
@@ -479,7 +495,7 @@ class Manager:
         upstream_ca = os.path.join(site_dir, "upstream-ca.pem")
         if site["upstream_ca_content"]:
             data = site["upstream_ca_content"].strip().encode() + b"\n"
-            self._checked(name, "upstream_tls.ca_pem", lambda: load_chain(data))
+            self._checked(site, "upstream_tls.ca_pem", lambda: load_chain(data))
             self.host.write(upstream_ca, data, 0o644)
         return {"source": source, "acme_due": acme_due, "serial": format(served.serial_number, "X"),
                 "not_after": not_after(served).isoformat() + "Z", "sans": cert_sans(served)}
@@ -497,14 +513,16 @@ class Manager:
         try:
             return load()
         except TLSError as exc:
-            raise TLSError(f"nginx site {site}: {what} {exc}") from exc
+            raise TLSError(f"{where(site, what)} {exc}") from exc
 
     def check_inputs(self):
         for site in self.p["sites"]:
-            name = site["name"]
-            if site["source"] == "provided_files":
-                cert_data = self._checked(name, "certificate_file", lambda: self._must_read(site["certificate_file"]))
-                key_data = self._checked(name, "certificate_key_file", lambda: self._must_read(site["key_file"]))
+            files = site["source"] == "provided_files"
+            cert_what = "certificate_file" if files else "certificate_content"
+            key_what = "certificate_key_file" if files else "certificate_key_content"
+            if files:
+                cert_data = self._checked(site, cert_what, lambda: self._must_read(site["certificate_file"]))
+                key_data = self._checked(site, key_what, lambda: self._must_read(site["key_file"]))
             elif site["source"] == "provided_content":
                 cert_data = site["certificate_content"].encode()
                 key_data = site["key_content"].encode()
@@ -512,13 +530,13 @@ class Manager:
                 continue
             if not HAS_CRYPTOGRAPHY:
                 if not PEM_CERT_RE.search(cert_data):
-                    raise TLSError(f"nginx site {name}: the certificate holds no PEM certificate")
+                    raise TLSError(f"{where(site, cert_what)} holds no PEM certificate")
                 if b"PRIVATE KEY-----" not in key_data:
-                    raise TLSError(f"nginx site {name}: the key holds no PEM private key")
+                    raise TLSError(f"{where(site, key_what)} holds no PEM private key")
                 continue
-            chain = self._checked(name, "certificate", lambda: load_chain(cert_data))
-            key = self._checked(name, "key", lambda: load_key(key_data))
-            check_pair(name, chain, key, self.now)
+            chain = self._checked(site, cert_what, lambda: load_chain(cert_data))
+            key = self._checked(site, key_what, lambda: load_key(key_data))
+            check_pair(site, chain, key, self.now, key_what, cert_what)
         return {"changed": False, "ca_pem": "", "sites": {}, "acme_due": []}
 
     def run(self):
@@ -556,6 +574,7 @@ def main():
         certificate_file=dict(type="path", default=""),
         key_file=dict(type="path", default="", no_log=False),
         upstream_ca_content=dict(type="str", default=""),
+        label=dict(type="str", default=""),
     )
     module = AnsibleModule(
         argument_spec=dict(

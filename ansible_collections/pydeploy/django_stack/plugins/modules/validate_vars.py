@@ -81,6 +81,12 @@ options:
   strict:
     description: Unknown prefixed variables are errors. Defaults to C(pydeploy_strict_vars).
     type: bool
+  scope:
+    description:
+      - Whose variables are checked, as messages name them (C(1 problem in the variables of <scope> on host ...),
+        C(... is not a variable of <scope>)). Defaults to C(role <role>); set it when C(options) checks variables
+        that are not the role's (a playbook's own, for instance).
+    type: str
 """
 
 EXAMPLES = r"""

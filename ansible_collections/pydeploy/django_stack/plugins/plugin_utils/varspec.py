@@ -42,7 +42,9 @@ MISSING = _Missing()
 _TRUE = frozenset(("yes", "on", "1", "true", "y", "t"))
 _FALSE = frozenset(("no", "off", "0", "false", "n", "f"))
 _SECRET_NAME = re.compile(r"(password|passwd|secret|token|passphrase|private_key|key_content)", re.I)
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Dict keys written after a dot in messages: identifiers, and names with dashes such as HTTP header
+# names (nginx_security_headers.X-Frame-Options); any other key is quoted (python_app_env['A B']).
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*")
 
 
 def is_secret_name(name):
@@ -61,7 +63,7 @@ def redact_secrets(value):
 
 
 def format_path(parts):
-    """``['nginx_sites', 1, 'static_root']`` -> ``nginx_sites[1].static_root``."""
+    """``['nginx_sites', 1, 'static_root']`` -> ``nginx_sites[1].static_root``; ``X-Test`` -> ``.X-Test``."""
     out = ""
     for part in parts:
         if isinstance(part, int):

@@ -55,6 +55,8 @@ def test_tls_plan_maps_certificate_sources():
     assert [p["source"] for p in plan] == ["local_ca", "provided_content", "provided_files", "acme"]
     assert plan[1]["key_content"] == "K" and plan[1]["certificate_file"] == ""
     assert plan[2]["key_file"] == "/c.key" and plan[2]["certificate_content"] == ""
+    # each entry names the variable it comes from, for the messages of the module
+    assert [p["label"] for p in plan] == ["nginx_sites[0]", "nginx_sites[1]", "nginx_sites[2]", "nginx_sites[3]"]
 
 
 GOOD = {
@@ -100,19 +102,19 @@ def test_good_input_passes():
 
 @pytest.mark.parametrize("site,raw,top,expected", [
     ({"server_names": "shop.example.com"}, {"server_names": "shop.example.com"}, {},
-     "nginx_sites[0] (demo).server_names: must be a non-empty list"),
+     "nginx_sites[0].server_names: must be a non-empty list"),
     ({"server_names": ["_"]}, {"server_names": ["_"]}, {}, "catch-all"),
     ({"server_names": ["a.test\nreturn 200"]}, {"server_names": ["a.test\nreturn 200"]}, {}, "not a host name"),
-    ({"static_root": "/srv/x;\n} server {"}, {}, {}, "nginx_static_root (used by site demo): must be an absolute path"),
+    ({"static_root": "/srv/x;\n} server {"}, {}, {}, "nginx_static_root: must be an absolute path"),
     ({"upstream_servers": ["10.0.0.2:70000"]}, {"upstream_servers": ["10.0.0.2:70000"]}, {}, "outside 1-65535"),
-    ({"upstream_servers": ["999.1.2.3:8000"]}, {}, {}, "nginx_upstream_servers (used by site demo)[0]"),
+    ({"upstream_servers": ["999.1.2.3:8000"]}, {}, {}, "nginx_upstream_servers[0]: '999.1.2.3:8000'"),
     ({"upstream_socket": "/run/x.sock; evil"}, {}, {}, "nginx_upstream_socket"),
     ({"certificate": "acme", "server_names": ["192.0.2.10"]}, {"certificate": "acme"}, {"nginx_acme_email": "a@b.org"},
      "an ACME certificate (HTTP-01) needs DNS names"),
     ({"certificate": "acme"}, {"certificate": "acme"}, {}, "nginx_acme_email"),
     ({"extra_directives": "return 200;"}, {"extra_directives": "return 200;"}, {}, "must be a list of directives"),
     ({"security_headers": {"X-A": 'x" always; return 200; #'}}, {}, {}, "value must be one line"),
-    ({"rate_limit": {"rate": "10/s", "burst": 5}}, {}, {}, "nginx_rate_limit (used by site demo): rate must look like"),
+    ({"rate_limit": {"rate": "10/s", "burst": 5}}, {}, {}, "nginx_rate_limit: rate must look like"),
     ({"client_max_body_size": "10m;\nreturn 200"}, {}, {}, "must be a size"),
     ({"certificate": "provided"}, {"certificate": "provided"}, {}, "provided needs"),
     ({"upstream_tls": {"enabled": True, "name": "app.internal"}, "upstream_servers": ["a:1"]}, {}, {}, "needs ca_pem"),
@@ -124,4 +126,15 @@ def test_good_input_passes():
 ])
 def test_bad_input_names_the_variable_and_the_host(site, raw, top, expected):
     found = problems(site, raw, **top)
-    assert any(expected in p and "(host web1)" in p for p in found), found
+    assert any(expected in p and p.endswith("host web1)") for p in found), found
+
+
+def test_site_problems_name_the_path_first_then_the_site():
+    found = problems({"certificate": "acme", "server_names": ["shop.example.com", "192.0.2.10"]},
+                     {"certificate": "acme", "server_names": ["shop.example.com", "192.0.2.10"]},
+                     nginx_acme_email="a@b.org")
+    assert [p for p in found if p.startswith("nginx_sites[0].server_names[1]: '192.0.2.10'")], found
+    assert all(p.endswith("(site demo; host web1)") for p in found), found
+    found = problems({"upstream_servers": ["999.1.2.3:8000"]}, {})
+    assert [p for p in found if p.startswith("nginx_upstream_servers[0]:")
+            and p.endswith("(used by site demo; host web1)")], found

@@ -135,6 +135,30 @@ def test_provided_files_are_linked_and_fingerprinted(tmp_path):
         run(tmp_path, [dict(site, certificate_file=str(tmp_path / "missing.crt"))])
 
 
+def test_check_inputs_names_the_variable_of_a_labelled_site(tmp_path):
+    cert, key = _pair(tmp_path, "one")
+    other_key = _pair(tmp_path, "two")[1]
+    (tmp_path / "u.crt").write_text(cert)
+    (tmp_path / "u.key").write_text(key)
+    files = {"name": "f", "source": "provided_files", "names": ["f.test"], "label": "nginx_sites[1]",
+             "certificate_file": str(tmp_path / "u.crt"), "key_file": str(tmp_path / "u.key")}
+    assert run(tmp_path, [files], check_inputs_only=True)["changed"] is False
+    with pytest.raises(m.TLSError, match=r"^nginx_sites\[1\]\.certificate_file: cannot be read"):
+        run(tmp_path, [dict(files, certificate_file=str(tmp_path / "missing.crt"))], check_inputs_only=True)
+    with pytest.raises(m.TLSError, match=r"^nginx_sites\[1\]\.certificate_key_file: cannot be read"):
+        run(tmp_path, [dict(files, key_file=str(tmp_path / "missing.key"))], check_inputs_only=True)
+    content = {"name": "c", "source": "provided_content", "names": ["c.test"], "label": "nginx_sites[0]",
+               "certificate_content": cert, "key_content": other_key}
+    with pytest.raises(m.TLSError, match=r"^nginx_sites\[0\]\.certificate_key_content: the provided private key "
+                       "does not belong"):
+        run(tmp_path, [content], check_inputs_only=True)
+    # Without a label (a site given to the module directly) the site's name is used.
+    with pytest.raises(m.TLSError, match=r"^nginx site c: certificate_key_content the provided private key"):
+        run(tmp_path, [dict(content, label="")], check_inputs_only=True)
+    # check_inputs_only writes nothing
+    assert not (tmp_path / "tls" / "c").exists() and not (tmp_path / "tls" / "f").exists()
+
+
 def test_acme_placeholder_then_lineage_then_names_change(tmp_path):
     site = {"name": "shop", "source": "acme", "names": ["shop.test", "www.shop.test"]}
     first = run(tmp_path, [site])

@@ -272,6 +272,8 @@ def test_parse_format_path(text, expected):
 
 @pytest.mark.parametrize("parts,expected", [
     (["a"], "a"), (["a", 1], "a[1]"), (["a", 1, "b"], "a[1].b"), (["a", "b c"], "a['b c']"), (["a", "x", 0], "a.x[0]"),
+    # header names as written in YAML; a key that could not be written after a dot stays quoted
+    (["h", "X-Test"], "h.X-Test"), (["h", "-x"], "h['-x']"), (["h", "a-"], "h['a-']"), (["h", "a.b"], "h['a.b']"),
 ])
 def test_format_path(parts, expected):
     assert varspec.format_path(parts) == expected
