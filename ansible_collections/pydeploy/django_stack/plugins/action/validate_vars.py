@@ -140,7 +140,7 @@ class ActionModule(ActionBase):
                 warnings.append(f"{name} on {host}: {reason}; it is ignored (pydeploy_strict_vars: true makes this an error)")
 
         hidden = {n for n, s in options.items() if (s or {}).get("no_log") or varspec.is_secret_name(n)}
-        result["normalized"] = {k: v for k, v in normalized.items() if k not in hidden}
+        result["normalized"] = {k: varspec.redact(v) for k, v in normalized.items() if k not in hidden}
         result["unknown"] = [{"variable": n, "closest": h} for n, h in unknown]
         result["changed"] = False
         if warnings:
@@ -194,7 +194,7 @@ class ActionModule(ActionBase):
             if isinstance(names, str):
                 names = [names]
             names = [to_text(n) for n in names]
-            if any(n in bad for n in names):
+            if any(n.split("[")[0].split(".")[0] in bad for n in names):  # python_app_database.port -> python_app_database
                 continue
             thats = rule["that"] if isinstance(rule["that"], list) else [rule["that"]]
             where = ", ".join(names) or "rule"

@@ -26,7 +26,7 @@ import re
 from ansible_collections.pydeploy.django_stack.plugins.plugin_utils import formats as _formats
 
 __all__ = ["MISSING", "Problem", "SpecChecker", "closest", "format_path", "parse_format_path", "show_value",
-           "is_secret_name"]
+           "is_secret_name", "redact", "HIDDEN"]
 
 
 class _Missing:
@@ -48,6 +48,22 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def is_secret_name(name):
     """Options named like secrets are treated as no_log even when the spec does not say so."""
     return bool(_SECRET_NAME.search(str(name)))
+
+
+HIDDEN = "(hidden)"
+
+
+def redact(value):
+    """A copy of ``value`` in which every value under a key named like a secret is replaced by ``HIDDEN``.
+
+    For results that echo whole structures (a ``<role>_stack`` carries the app's database password
+    under ``app.database.password``): a secret nested in a non-secret option is never printed.
+    """
+    if isinstance(value, dict):
+        return {k: (HIDDEN if is_secret_name(k) and v not in ("", None) else redact(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
 
 
 def format_path(parts):

@@ -294,3 +294,14 @@ def test_show_value(value, shown):
         assert text.endswith("...") and len(text) <= 80
     else:
         assert text == shown
+
+
+def test_redact_hides_secrets_nested_in_any_option():
+    stack = {"app": {"name": "demo", "database": {"user": "demo", "password": "hunter2", "port": 5432}},
+             "apps": [{"secret_key": "s3cr3t", "token": "", "name": "x"}], "web_clients": ["10.0.0.1"]}
+    out = varspec.redact(stack)
+    assert "hunter2" not in repr(out) and "s3cr3t" not in repr(out)
+    assert out["app"]["database"] == {"user": "demo", "password": varspec.HIDDEN, "port": 5432}
+    assert out["apps"][0]["token"] == "" and out["apps"][0]["name"] == "x"  # an empty secret says it is unset
+    assert out["web_clients"] == ["10.0.0.1"]
+    assert stack["app"]["database"]["password"] == "hunter2"  # a copy: the input is unchanged
