@@ -305,3 +305,12 @@ def test_redact_hides_secrets_nested_in_any_option():
     assert out["apps"][0]["token"] == "" and out["apps"][0]["name"] == "x"  # an empty secret says it is unset
     assert out["web_clients"] == ["10.0.0.1"]
     assert stack["app"]["database"]["password"] == "hunter2"  # a copy: the input is unchanged
+
+
+def test_format_value_replaces_an_untyped_value():
+    """type raw (gunicorn_socket_mode): an unquoted YAML 0660 (432) is normalized to "0660"; a typed int stays an int."""
+    spec = {"mode": {"type": "raw"}, "modes": {"type": "dict"}, "port": {"type": "int"}}
+    normalized, problems = run({"mode": 432, "modes": {"a": 0o600}, "port": "8000"},
+                               formats={"mode": "octal_mode", "modes.*": "octal_mode", "port": "port"}, spec=spec)
+    assert problems == []
+    assert normalized == {"mode": "0660", "modes": {"a": "0600"}, "port": 8000}
