@@ -26,7 +26,7 @@ import re
 from ansible_collections.pydeploy.django_stack.plugins.plugin_utils import formats as _formats
 
 __all__ = ["MISSING", "Problem", "SpecChecker", "closest", "format_path", "parse_format_path", "show_value",
-           "is_secret_name", "redact", "HIDDEN"]
+           "is_secret_name"]
 
 
 class _Missing:
@@ -50,19 +50,13 @@ def is_secret_name(name):
     return bool(_SECRET_NAME.search(str(name)))
 
 
-HIDDEN = "(hidden)"
-
-
-def redact(value):
-    """A copy of ``value`` in which every value under a key named like a secret is replaced by ``HIDDEN``.
-
-    For results that echo whole structures (a ``<role>_stack`` carries the app's database password
-    under ``app.database.password``): a secret nested in a non-secret option is never printed.
-    """
+def redact_secrets(value):
+    """A copy of ``value`` where every dict entry named like a secret (at any depth) is masked."""
     if isinstance(value, dict):
-        return {k: (HIDDEN if is_secret_name(k) and v not in ("", None) else redact(v)) for k, v in value.items()}
+        return {k: ("********" if is_secret_name(k) and v not in (None, "") else redact_secrets(v))
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
+        return [redact_secrets(v) for v in value]
     return value
 
 

@@ -296,15 +296,14 @@ def test_show_value(value, shown):
         assert text == shown
 
 
-def test_redact_hides_secrets_nested_in_any_option():
-    stack = {"app": {"name": "demo", "database": {"user": "demo", "password": "hunter2", "port": 5432}},
-             "apps": [{"secret_key": "s3cr3t", "token": "", "name": "x"}], "web_clients": ["10.0.0.1"]}
-    out = varspec.redact(stack)
-    assert "hunter2" not in repr(out) and "s3cr3t" not in repr(out)
-    assert out["app"]["database"] == {"user": "demo", "password": varspec.HIDDEN, "port": 5432}
-    assert out["apps"][0]["token"] == "" and out["apps"][0]["name"] == "x"  # an empty secret says it is unset
-    assert out["web_clients"] == ["10.0.0.1"]
-    assert stack["app"]["database"]["password"] == "hunter2"  # a copy: the input is unchanged
+def test_nested_secrets_are_redacted_at_any_depth():
+    stack = {"app": {"name": "shop", "database": {"user": "shop", "password": "s3cret"}},
+             "apps": [{"app": {"secret_key": "k", "database": {"password": ""}}}]}
+    out = varspec.redact_secrets(stack)
+    assert out["app"]["database"] == {"user": "shop", "password": "********"}
+    assert out["apps"][0]["app"]["secret_key"] == "********"
+    assert out["apps"][0]["app"]["database"]["password"] == ""  # an empty value shows that none is set
+    assert "s3cret" not in repr(out) and stack["app"]["database"]["password"] == "s3cret"
 
 
 def test_format_value_replaces_an_untyped_value():
