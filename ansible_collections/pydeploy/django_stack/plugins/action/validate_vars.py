@@ -219,7 +219,7 @@ class ActionModule(ActionBase):
             if isinstance(names, str):
                 names = [names]
             names = [to_text(n) for n in names]
-            if any(n in bad for n in names):
+            if any(n.split("[")[0].split(".")[0] in bad for n in names):  # python_app_database.port -> python_app_database
                 continue
             thats = rule["that"] if isinstance(rule["that"], list) else [rule["that"]]
             where = ", ".join(names) or "rule"

@@ -153,10 +153,47 @@ def python_app_env_file(env):
     return "\n".join(lines) + "\n"
 
 
+def _database_key(database):
+    database = database or {}
+    return (str(database.get("engine") or ""), str(database.get("name") or ""), str(database.get("user") or ""),
+            str(database.get("host") or ""), str(database.get("port") or ""))
+
+
+def _exported_database(hostvars, host):
+    try:
+        exports = hostvars[host]["python_app_exports"]
+    except KeyError:
+        return {}
+    return (exports or {}).get("database") or {}
+
+
+def password_conflicts(hostvars, hosts, host):
+    """App hosts that use the same PostgreSQL database as ``host`` with another password.
+
+    Compares ``python_app_exports.database`` of ``host`` with that of every other host of ``hosts``
+    that has exports: the same engine, name, user, host and port but a different ``password``.
+    Returns the sorted names of those hosts (never a password): one role has one password, so
+    every app host connecting as that role must use the same python_app_database_password.
+    """
+    mine = _exported_database(hostvars, host)
+    if mine.get("engine") != "postgresql":
+        return []
+    key = _database_key(mine)
+    out = []
+    for other in hosts:
+        if other == host:
+            continue
+        theirs = _exported_database(hostvars, other)
+        if _database_key(theirs) == key and str(theirs.get("password") or "") != str(mine.get("password") or ""):
+            out.append(other)
+    return sorted(out)
+
+
 class FilterModule:
     def filters(self):
         return {
             "python_app_runtime": python_app_runtime,
+            "python_app_password_conflicts": password_conflicts,
             "python_app_env_file": python_app_env_file,
             "python_app_csrf_origins": csrf_origins,
             "python_app_database_url": lambda db, *a, **k: database_url(database_settings(db, *a, **k)),

@@ -264,6 +264,16 @@ def host(value):
     return _dns(value, "host name")
 
 
+@_format("cert_host", "a DNS name (labels may hold '_', as inventory and container names do) or an IP address")
+def cert_host(value):
+    """A name for a certificate's subjectAltName: what ``host`` accepts, and names with '_'."""
+    _str(value)
+    _nonempty(value, "the host")
+    _no_control(value)
+    host(value.replace("_", "-") if re.fullmatch(r"[A-Za-z0-9_.-]+", value) else value)
+    return value
+
+
 @_format("cidr", "a network in CIDR notation such as 10.0.0.0/24 or 2001:db8::/64 (prefix 0-32 for IPv4, 0-128 for IPv6)")
 def cidr(value):
     _str(value)
@@ -357,7 +367,9 @@ def allowed_host(value):
         _ipv6(value[1:-1])
         return value
     name = value[1:] if value.startswith(".") else value
-    host(name)
+    # Inventory and container names often hold '_' (pydeploy-uvicorn_worker-deb12, the role's default
+    # lists inventory_hostname): harmless in ALLOWED_HOSTS and in nginx's server_name, so accepted.
+    host(name.replace("_", "-") if re.fullmatch(r"[A-Za-z0-9_.-]+", name) else name)
     return value
 
 
@@ -451,6 +463,36 @@ def abs_path(value):
     return value
 
 
+@_format("rel_path", "a relative path inside a tree (no leading /, no '..' part, no control characters, no blanks)")
+def rel_path(value):
+    _str(value)
+    _no_control(value, "the path")
+    _nonempty(value, "the path")
+    if value.startswith("/"):
+        raise FormatError("an absolute path where a path relative to the source is expected")
+    if re.search(r"\s", value):
+        raise FormatError("the path contains blanks")
+    if ".." in value.split("/"):
+        raise FormatError("the path leaves the tree ('..')")
+    return value
+
+
+@_format("file_name", "one file or directory name: letters, digits, '.', '_' and '-' (not '.' or '..')")
+def file_name(value):
+    _str(value)
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", value) or value in (".", ".."):
+        raise FormatError("only letters, digits, '.', '_' and '-' are allowed (and not '.' or '..')")
+    return value
+
+
+@_format("version", "a version such as 0.13.9 or 2.1rc1 (digits first, then letters, digits, '.', '+', '-')")
+def version(value):
+    _str(value)
+    if not re.fullmatch(r"[0-9][0-9A-Za-z.+-]{0,63}", value):
+        raise FormatError("not a version (digits first, then letters, digits, '.', '+' or '-')")
+    return value
+
+
 @_format("nginx_path", "an absolute path safe for nginx without quotes: no blanks, ';', '{', '}', quotes, '$', '#' "
          "or backslash", aliases=("abs_path_nginx",))
 def nginx_path(value):
@@ -536,6 +578,15 @@ def env_value(value):
         raise FormatError(f"a string is expected, got {_typename(value)}")
     _no_control(value)
     return value
+
+
+@_format("env_value_unquoted", "a value for an environment file written in single quotes without escapes (read by "
+         "systemd and sourced by sh): one line of text or a number, without control characters or single quotes")
+def env_value_unquoted(value):
+    text = env_value(value)
+    if "'" in text:
+        raise FormatError("the value contains a single quote, which the environment file cannot carry")
+    return text
 
 
 @_format("identifier", "an identifier: letters, digits and _, not starting with a digit")

@@ -437,12 +437,24 @@ class SpecChecker:
                     if not segments or segments[-1] != "{}":  # a bad key does not hide its value's problems
                         bad_paths.add(tuple(cpath))
                     continue
-                if conv_leaf is not MISSING and _same_kind(result, conv_leaf):
+                # The format's value replaces the converted one when both are of one kind, or when the
+                # spec leaves the type open (type raw: an unquoted YAML mode 0660 arrives as 432).
+                if conv_leaf is not MISSING and (_same_kind(result, conv_leaf) or self._untyped(cpath)):
                     if setter == "root":
                         converted = result
                     elif setter is not None:
                         setter(result)
         return converted
+
+    def _untyped(self, cpath):
+        """True when the spec gives the value at ``cpath`` no type (raw, or a value of a dict without options)."""
+        spec = self.options.get(cpath[0]) or {}
+        for part in cpath[1:]:
+            if isinstance(part, int):
+                spec = {"type": spec.get("elements") or "raw", "options": spec.get("options")}
+            else:
+                spec = (spec.get("options") or {}).get(part) or {}
+        return (spec.get("type") or "raw") == "raw"
 
     def _path_secret(self, cpath):
         spec = self.options.get(cpath[0]) or {}

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[8]))
 from ansible.errors import AnsibleFilterError  # noqa: E402
 
 from ansible_collections.pydeploy.django_stack.plugins.filter.python_app import (  # noqa: E402
-    csrf_origins, database_settings, database_url, python_app_env_file, python_app_runtime)
+    csrf_origins, database_settings, database_url, password_conflicts, python_app_env_file, python_app_runtime)
 
 INPUTS = {
     "contract": True, "base_settings": "shop.settings", "config_path": "/etc/shop/django.json",
@@ -68,3 +68,26 @@ def test_unknown_engine_and_unsafe_env_values_are_refused():
     with pytest.raises(AnsibleFilterError, match="DJANGO_X"):
         python_app_env_file({"DJANGO_X": "it's"})
     assert python_app_env_file({"B": "2", "A": "1"}) == "A='1'\nB='2'\n"
+
+
+def _exports(password, **database):
+    base = {"engine": "postgresql", "name": "demo", "user": "demo", "host": "db1", "port": 5432}
+    base.update(database)
+    return {"python_app_exports": {"database": dict(base, password=password)}}
+
+
+def test_password_conflicts_between_app_hosts_of_one_database():
+    hostvars = {"app1": _exports("one"), "app2": _exports("two"), "app3": _exports("one"), "web1": {}}
+    hosts = ["app1", "app2", "app3", "web1"]
+    assert password_conflicts(hostvars, hosts, "app1") == ["app2"]
+    assert password_conflicts(hostvars, hosts, "app2") == ["app1", "app3"]
+    assert "one" not in repr(password_conflicts(hostvars, hosts, "app2"))  # names hosts, never a password
+
+
+def test_password_conflicts_only_for_the_same_database_and_role():
+    hostvars = {"app1": _exports("one"), "app2": _exports("two", name="other"), "app3": _exports("three", user="x"),
+                "app4": _exports("four", host="db2"), "app5": _exports("five", port="5433"),
+                "app6": {"python_app_exports": {"database": {"engine": "sqlite", "name": "/x", "password": ""}}}}
+    assert password_conflicts(hostvars, list(hostvars), "app1") == []
+    assert password_conflicts(hostvars, list(hostvars), "app6") == []
+    assert password_conflicts({"app1": _exports("one"), "app2": _exports("one", port="5432")}, ["app1", "app2"], "app1") == []

@@ -306,3 +306,12 @@ def test_nested_secrets_are_redacted_at_any_depth():
     assert out["apps"][0]["app"]["secret_key"] == "********"
     assert out["apps"][0]["app"]["database"]["password"] == ""  # an empty value shows that none is set
     assert "s3cret" not in repr(out) and stack["app"]["database"]["password"] == "s3cret"
+
+
+def test_format_value_replaces_an_untyped_value():
+    """type raw (gunicorn_socket_mode): an unquoted YAML 0660 (432) is normalized to "0660"; a typed int stays an int."""
+    spec = {"mode": {"type": "raw"}, "modes": {"type": "dict"}, "port": {"type": "int"}}
+    normalized, problems = run({"mode": 432, "modes": {"a": 0o600}, "port": "8000"},
+                               formats={"mode": "octal_mode", "modes.*": "octal_mode", "port": "port"}, spec=spec)
+    assert problems == []
+    assert normalized == {"mode": "0660", "modes": {"a": "0600"}, "port": 8000}
