@@ -179,6 +179,9 @@ def nginx_export_sites(sites):
 
 NAME_RE = re.compile(r"\A[A-Za-z0-9_-]+\Z")
 DNS_RE = re.compile(r"\A(\*\.|\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
+# Server names: DNS names, and '_' inside labels (nginx matches it like any character; inventory and
+# container names hold it, and the app's default server names include the inventory host name).
+SERVER_NAME_RE = re.compile(r"\A(\*\.|\.)?([A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\Z")
 FQDN_RE = re.compile(r"\A[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+\Z")
 PATH_RE = re.compile(r"\A/[A-Za-z0-9._@%+=,:~/-]*\Z")
 URL_PATH_RE = re.compile(r"\A/[A-Za-z0-9._@%+=,:~/-]*\Z")
@@ -316,7 +319,7 @@ def _check_site(p, raw_sites, index, site, v):
         if name in ("_", "*", ""):
             p.add(f"{where('server_names')}[{i}]", f"{name!r} is not a name: the role's catch-all server already "
                   "closes requests for unknown names; list the names this site answers")
-        elif not isinstance(name, str) or not (DNS_RE.match(name) or _ip(name) is not None):
+        elif not isinstance(name, str) or not (SERVER_NAME_RE.match(name) or _ip(name) is not None):
             p.add(f"{where('server_names')}[{i}]", f"{name!r} is not a host name, .domain, *.domain or IP address")
     certificate = site.get("certificate")
     if certificate not in ("local_ca", "self_signed", "provided", "acme"):

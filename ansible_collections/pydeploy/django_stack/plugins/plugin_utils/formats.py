@@ -352,7 +352,9 @@ def server_name(value):
     if re.fullmatch(r"[0-9.]+", name) and name == value:
         _ipv4(name)
         return value
-    _dns(name, "server name")
+    # nginx matches '_' in names like any other character; inventory and container names hold it
+    # (the app's default server names include the inventory host name).
+    _dns(name.replace("_", "-") if re.fullmatch(r"[A-Za-z0-9_.-]+", name) else name, "server name")
     return value
 
 

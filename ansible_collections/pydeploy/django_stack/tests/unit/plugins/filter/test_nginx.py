@@ -138,3 +138,11 @@ def test_site_problems_name_the_path_first_then_the_site():
     found = problems({"upstream_servers": ["999.1.2.3:8000"]}, {})
     assert [p for p in found if p.startswith("nginx_upstream_servers[0]:")
             and p.endswith("(used by site demo; host web1)")], found
+
+
+def test_server_names_may_hold_underscores_but_acme_names_may_not():
+    names = ["pydeploy-uvicorn_worker-deb12", "app_1.internal"]
+    assert problems({"server_names": names}, {"server_names": names}) == []
+    found = problems({"certificate": "acme", "server_names": ["app_1.example.com"]}, {"certificate": "acme"},
+                     nginx_acme_email="a@b.org")
+    assert any("'app_1.example.com': an ACME certificate (HTTP-01) needs DNS names" in p for p in found), found

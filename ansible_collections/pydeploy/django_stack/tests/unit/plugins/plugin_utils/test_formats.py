@@ -22,7 +22,7 @@ GOOD = {
                  "app1", "A.EXAMPLE.COM", "1a.example.com", "db-1.internal"],
     "host": ["localhost", "db.example.com", "10.0.0.1", "::1", "2001:db8::5", "db1"],
     "cert_host": ["db.example.com", "pydeploy-uvicorn_worker-deb12", "10.0.0.1", "::1", "localhost"],
-    "server_name": ["_", "example.com", "*.example.com", ".example.com", "example.*", "localhost", "127.0.0.1",
+    "server_name": ["_", "pydeploy-uvicorn_worker-deb12", "example.com", "*.example.com", ".example.com", "example.*", "localhost", "127.0.0.1",
                     "[::1]", "::1", "www.example.com", "nginx"],
     "allowed_host": ["*", ".example.com", "example.com", "127.0.0.1", "[::1]", "::1", "localhost", "box.example.com",
                      "pydeploy-uvicorn_worker-deb12"],
