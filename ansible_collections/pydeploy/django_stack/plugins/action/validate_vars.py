@@ -140,7 +140,9 @@ class ActionModule(ActionBase):
                 warnings.append(f"{name} on {host}: {reason}; it is ignored (pydeploy_strict_vars: true makes this an error)")
 
         hidden = {n for n, s in options.items() if (s or {}).get("no_log") or varspec.is_secret_name(n)}
-        result["normalized"] = {k: v for k, v in normalized.items() if k not in hidden}
+        # Nested secrets too (a stack input carries the app's exports, the database password among
+        # them): the result is shown at -v, so no secret value may be in it.
+        result["normalized"] = {k: varspec.redact_secrets(v) for k, v in normalized.items() if k not in hidden}
         result["unknown"] = [{"variable": n, "closest": h} for n, h in unknown]
         result["changed"] = False
         if warnings:

@@ -50,6 +50,16 @@ def is_secret_name(name):
     return bool(_SECRET_NAME.search(str(name)))
 
 
+def redact_secrets(value):
+    """A copy of ``value`` where every dict entry named like a secret (at any depth) is masked."""
+    if isinstance(value, dict):
+        return {k: ("********" if is_secret_name(k) and v not in (None, "") else redact_secrets(v))
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_secrets(v) for v in value]
+    return value
+
+
 def format_path(parts):
     """``['nginx_sites', 1, 'static_root']`` -> ``nginx_sites[1].static_root``."""
     out = ""

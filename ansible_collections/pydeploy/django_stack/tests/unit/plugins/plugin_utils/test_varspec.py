@@ -294,3 +294,13 @@ def test_show_value(value, shown):
         assert text.endswith("...") and len(text) <= 80
     else:
         assert text == shown
+
+
+def test_nested_secrets_are_redacted_at_any_depth():
+    stack = {"app": {"name": "shop", "database": {"user": "shop", "password": "s3cret"}},
+             "apps": [{"app": {"secret_key": "k", "database": {"password": ""}}}]}
+    out = varspec.redact_secrets(stack)
+    assert out["app"]["database"] == {"user": "shop", "password": "********"}
+    assert out["apps"][0]["app"]["secret_key"] == "********"
+    assert out["apps"][0]["app"]["database"]["password"] == ""  # an empty value shows that none is set
+    assert "s3cret" not in repr(out) and stack["app"]["database"]["password"] == "s3cret"
