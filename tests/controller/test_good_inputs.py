@@ -45,7 +45,7 @@ INVENTORY_RUNS = [("prod", p) for p in harness.PLAYBOOKS] + [("single", p) for p
 
 
 def _pem_pair(directory, name):
-    """A self-signed certificate and key for the nginx scenario's content lookups (made now, never committed)."""
+    """A self-signed certificate and key for the single scenario's content lookups (made now, never committed)."""
     directory.mkdir(parents=True, exist_ok=True)
     try:
         from cryptography import x509

@@ -1,6 +1,6 @@
 """The postgres role's staged-configuration checker (roles/postgres/files/pg_check_config.py),
 driven with a recorded runner: what it copies, what it runs, how it reads PostgreSQL's verdict.
-Its run against a real server is tested by molecule/postgres (a rejected file never goes live)."""
+Its run against a real server is tested by molecule/single (a rejected file never goes live)."""
 import importlib.util
 import os
 import pathlib

@@ -1,4 +1,4 @@
-"""Helpers of the nginx scenario: HTTPS/HTTP requests by name through nginx, TLS handshakes,
+"""Helpers of the nginx tests (scenario single): HTTPS/HTTP requests by name through nginx, TLS handshakes,
 nginx processes and live files, the Gunicorn journal. Everything runs inside the test container
 against its own loopback (curl, openssl, tests/tools/)."""
 import json

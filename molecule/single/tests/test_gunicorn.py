@@ -1,4 +1,7 @@
-"""python_app + gunicorn on a live host: systemd, the socket, reload, zero-drop deploys."""
+"""python_app + gunicorn on a live host: systemd, the socket, reload, zero-drop deploys.
+
+The app tier of the single box (PostgreSQL and nginx on the same host). Tests that change the app
+run the collection's app playbook (validate + app tier), the part of site.yml they exercise."""
 import json
 import pathlib
 import re
@@ -12,8 +15,13 @@ from pydeploy_testlib.release import make_release
 
 SERVICE = "gunicorn-demo.service"
 SOCKET = "/run/gunicorn/demo.sock"
+APP = "pydeploy.django_stack.app"
+# The second app: the variables of the last import of converge.yml (SQLite, no TCP bind, no access log).
 SECOND = {"service": "gunicorn-second.service", "sock": "/run/gunicorn/second.sock",
-          "vars": {"python_app_name": "second", "gunicorn_workers": 2}}  # the second play of converge.yml
+          "vars": {"python_app_name": "second", "gunicorn_workers": 2, "gunicorn_bind_tcp": [],
+                   "gunicorn_access_log": False,
+                   "python_app_database": {"engine": "sqlite", "name": "/srv/second/shared/data/db.sqlite3"},
+                   "python_app_database_password": "", "postgres_databases": []}}
 
 
 def test_service_active_notify_and_socket_activated(host):
@@ -102,15 +110,20 @@ def test_stop_timeout_outlasts_graceful_timeout(host, app):
     assert stop_sec > graceful, (shown, graceful)
 
 
-def test_access_log_is_off_by_default(host):
+def test_access_log_is_off_unless_asked(host):
     """nginx logs every request; Gunicorn logging them too (to journald, which drops lines beyond its
-    rate limit) is opt-in: by default no request reaches Gunicorn's log."""
-    assert re.search(r"^accesslog = None$", host.file("/etc/gunicorn/demo.conf.py").content_string, re.M)
+    rate limit) is opt-in: with gunicorn_access_log false (the default; the second app's value) no
+    request reaches Gunicorn's log, while the first app (true in molecule.yml) logs each one."""
+    assert re.search(r"^accesslog = None$", host.file("/etc/gunicorn/second.conf.py").content_string, re.M)
     marker = f"probe-{uuid.uuid4().hex}"
-    cursor = journal_cursor(host, SERVICE)
-    load = run_load(host, unix=SOCKET, path=f"/health/?{marker}", concurrency=2, requests=20)
-    assert load["statuses"] == {"200": 20}, load
-    assert journal_lines(host, cursor, unit=SERVICE, grep=marker) == []
+    cursors = {unit: journal_cursor(host, unit) for unit in (SECOND["service"], SERVICE)}
+    for unit, sock in ((SECOND["service"], SECOND["sock"]), (SERVICE, SOCKET)):
+        load = run_load(host, unix=sock, path=f"/health/?{marker}", concurrency=2, requests=20)
+        assert load["statuses"] == {"200": 20}, (unit, load)
+    assert journal_lines(host, cursors[SECOND["service"]], unit=SECOND["service"], grep=marker) == []
+    # The same probe on the app that asked for the log shows up (the probe itself can see lines).
+    wait_for(lambda: len(journal_lines(host, cursors[SERVICE], unit=SERVICE, grep=marker)) == 20, 30,
+             "the first app's 20 access log lines")
 
 
 def test_reload_keeps_master_replaces_workers_and_drops_nothing(host):
@@ -139,11 +152,11 @@ def test_restart_drops_nothing(host):
 
 def test_worker_recycling_by_max_requests_drops_nothing(host):
     """gunicorn_max_requests (+ jitter) with sync workers under load: workers are replaced again and
-    again, no request fails. The setting is applied by converge.yml and taken back the same way."""
+    again, no request fails. The setting is applied by the app playbook and taken back the same way."""
     recycle = {"gunicorn_max_requests": 40, "gunicorn_max_requests_jitter": 10}
     master = main_pid(host, SERVICE)
     unlimited = child_pids(host, master)
-    result = run_playbook("converge.yml", recycle)
+    result = run_playbook(APP, recycle)
     assert result.returncode == 0, result.stdout[-3000:]
     try:
         assert re.search(r"^max_requests = 40$", host.file("/etc/gunicorn/demo.conf.py").content_string, re.M)
@@ -167,7 +180,7 @@ def test_worker_recycling_by_max_requests_drops_nothing(host):
         assert main_pid(host, SERVICE) == master
         wait_for(lambda: len(child_pids(host, master)) == 3, 60, "three workers again")
     finally:
-        restored = run_playbook("converge.yml")
+        restored = run_playbook(APP)
     assert restored.returncode == 0, restored.stdout[-3000:]
     assert re.search(r"^max_requests = 0$", host.file("/etc/gunicorn/demo.conf.py").content_string, re.M)
 
@@ -185,7 +198,7 @@ def test_bad_input_fails_before_any_change(host):
                       ({"python_app_keep_releases": "lots"}, "python_app_keep_releases"),
                       ({"python_app_source_type": "svn"}, "python_app_source_type")):
         # A new source too, so that any task that ran would change something.
-        result = run_playbook("converge.yml", {**bad, "python_app_release": "never-built"})
+        result = run_playbook(APP, {**bad, "python_app_release": "never-built"})
         assert result.returncode != 0, bad
         assert name in result.stdout, result.stdout[-2000:]
         assert recap_changed(result.stdout) == 0, result.stdout[-2000:]
@@ -196,7 +209,7 @@ def test_broken_release_keeps_the_old_one_serving(host):
     current = host.file("/srv/demo/current").linked_to
     with tempfile.TemporaryDirectory() as tmp:
         src = make_release(pathlib.Path(tmp), "1.5.0-broken", broken_migration=True)
-        result = run_playbook("converge.yml", {"python_app_source_path": str(src)})
+        result = run_playbook(APP, {"python_app_source_path": str(src)})
     assert result.returncode != 0
     assert "deliberately broken release" in result.stdout
     assert host.file("/srv/demo/current").linked_to == current
@@ -209,7 +222,7 @@ def test_new_release_with_new_dependency_deploys_without_dropping_requests(host)
     with tempfile.TemporaryDirectory() as tmp:
         src = make_release(pathlib.Path(tmp), "2.0.0", extra_requirement=("six", "six==1.17.0"))
         with Load(host, unix=SOCKET, concurrency=4, duration=600, requests=2000000) as load:
-            result = run_playbook("converge.yml", {"python_app_source_path": str(src)})
+            result = run_playbook(APP, {"python_app_source_path": str(src)})
             assert result.returncode == 0, result.stdout[-3000:]
     print("deploy under load:", json.dumps(load.result))
     assert load.result["failed"] == 0, load.result
@@ -243,7 +256,7 @@ def test_release_switch_of_the_second_app_restarts_only_that_app(host):
     with tempfile.TemporaryDirectory() as tmp:
         src = make_release(pathlib.Path(tmp), "3.0.0-second")
         with Load(host, unix=SECOND["sock"], concurrency=4, duration=600, requests=2000000) as load:
-            result = run_playbook("pydeploy.django_stack.app", {**SECOND["vars"], "python_app_source_path": str(src)})
+            result = run_playbook(APP, {**SECOND["vars"], "python_app_source_path": str(src)})
             assert result.returncode == 0, result.stdout[-3000:]
     print("second app deploy under load:", json.dumps(load.result))
     assert load.result["failed"] == 0, load.result

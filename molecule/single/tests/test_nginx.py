@@ -324,7 +324,7 @@ def test_local_ca_signs_proper_leaves_one_file_to_trust(host):
     (Authority Key Identifier, basicConstraints, key usage: what Python 3.13 and rustls demand)."""
     assert host.file("/etc/nginx/tls/local-ca.pem").exists
     assert host.file("/etc/nginx/tls/ca/ca.key").mode == 0o600
-    for name in ("localhost", "127.0.0.1", "nginx"):
+    for name in ("localhost", "127.0.0.1", "single"):
         rc, out = _curl(host, "--cacert", "/etc/nginx/tls/local-ca.pem", "--resolve", f"{name}:443:127.0.0.1",
                         f"https://{name}/health/")
         assert rc == 0 and " 200" in out.splitlines()[0], (name, out)
@@ -452,7 +452,7 @@ def test_certificates_match_the_files_and_keys_are_private(host):
         assert key.user == "root" and key.group == "root" and key.mode == 0o600, (site, oct(key.mode))
     assert host.file("/etc/nginx/tls/files/fullchain.pem").linked_to == "/etc/ssl/pydeploy-test/files.crt"
     sans = host.run("openssl x509 -noout -ext subjectAltName -in /etc/nginx/tls/demo/fullchain.pem").stdout
-    for san in ("DNS:localhost", "DNS:nginx", "IP Address:127.0.0.1"):
+    for san in ("DNS:localhost", "DNS:single", "IP Address:127.0.0.1"):
         assert san in sans, sans
 
 
