@@ -12,7 +12,7 @@ cd "$PYDEPLOY_ROOT"
 
 # Each scenario once, on the Debian release it covers; the longest first, so that the shorter ones
 # fill the other slot. Every scenario under molecule/ must be listed here (checked below).
-DEFAULT_SCENARIOS="stack:12 single:12 projects:12 uvicorn_worker:13"
+DEFAULT_SCENARIOS="single:13 stack:12 uvicorn_worker:13 projects:12"
 static=1 scenarios=1
 case "${1:-}" in
   --static) scenarios=0; shift ;;
