@@ -61,29 +61,26 @@ all:
     ansible_connection: community.docker.docker
     # ASGI workers, so that /ws/echo/ works next to the plain views.
     pydeploy_app_server: uvicorn_worker
-    gunicorn_workers: 2
+    uvicorn_worker_workers: 2
+    # The bundled demo project (README "Deploy your own project" for yours).
+    python_app_source_type: demo
     python_app_allowed_hosts: [localhost, 127.0.0.1]
     python_app_csrf_trusted_origins: ["https://localhost:$https_port", "https://127.0.0.1:$https_port"]
+    # The demo's own health view answers with the database's state.
+    python_app_health: {path: /health/, status: 200, body: '"db": "ok"', host: localhost}
     python_app_database:
       engine: postgresql
       name: demo
       user: demo
       host: /var/run/postgresql
+    # Written once: the playbooks hand the role, database and password to PostgreSQL, and nginx
+    # gets its site (server names, socket, static and media) from the app.
     python_app_database_password: "{{ lookup('ansible.builtin.file', '$state/db-password') }}"
-    postgres_users:
-      - name: demo
-        password: "{{ lookup('ansible.builtin.file', '$state/db-password') }}"
-    postgres_databases:
-      - name: demo
-        owner: demo
     # nginx listens on the published ports themselves, so its redirects name the right port.
     nginx_http_port: $http_port
     nginx_https_port: $https_port
-    nginx_sites:
-      - name: demo
-        server_names: [localhost, 127.0.0.1]
     # Docker here cannot give the service its own user namespace.
-    gunicorn_private_users: false
+    uvicorn_worker_private_users: false
     # Behind a TLS-re-signing proxy: trust its CA (empty when the host has none).
     __demo_ca: "$ca"
     python_app_ca_certificates: "{{ [__demo_ca | b64decode] if __demo_ca | length > 0 else [] }}"

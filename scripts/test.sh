@@ -1,57 +1,54 @@
 #!/usr/bin/env bash
 # The test suite, as README.md gives it and .ci/run calls it:
-#   scripts/test.sh                 lint, collection checks, every Molecule scenario (+ the Debian 13 matrix)
-#   scripts/test.sh gunicorn ...    only these scenarios (on Debian 12), after lint
-# Exits non-zero on any failure, and when a scenario ran no test at all.
+#   scripts/test.sh                      every check below and every Molecule scenario
+#   scripts/test.sh single stack:13      the checks, then only these scenarios (NAME or NAME:DEBIAN)
+#   scripts/test.sh --static             the checks that need no container, nothing else
+# The controller-side checks (lint, specs, sanity, the ansible-core matrix, the unit and controller
+# tests) run while the scenarios run: the scenarios mostly wait on containers, packages and load
+# runs. Prints each step's time; exits non-zero on any failure, and when a scenario ran no test.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PYDEPLOY_ROOT"
 
-# Scenarios also run on Debian 13 (trixie) in the full run.
-DEB13_SCENARIOS=${PYDEPLOY_DEB13_SCENARIOS:-gunicorn}
+# Each scenario once, on the Debian release it covers; the longest first, so that the shorter ones
+# fill the other slot. Every scenario under molecule/ must be listed here (checked below).
+DEFAULT_SCENARIOS="stack:12 single:12 projects:12 uvicorn_worker:13"
+static=1 scenarios=1
+case "${1:-}" in
+  --static) scenarios=0; shift ;;
+esac
 if [ $# -gt 0 ]; then
-  runs=(); for s in "$@"; do runs+=("$s:12"); done
-  releases=12
+  requested=("$@")
 else
-  # The longest scenario (the four-container stack) starts first, so the others fill the second slot.
-  runs=(stack:12)
-  for f in molecule/*/molecule.yml; do
-    s=${f#molecule/}; s=${s%/molecule.yml}
-    [ "$s" = stack ] || runs+=("$s:12")
+  read -r -a requested <<<"${PYDEPLOY_SCENARIOS:-$DEFAULT_SCENARIOS}"
+fi
+runs=() releases=""
+if [ "$scenarios" -eq 1 ]; then
+  for r in "${requested[@]}"; do
+    s=${r%%:*}; rel=12; [ "$r" = "$s" ] || rel=${r#*:}
+    [ -f "molecule/$s/molecule.yml" ] || die "no Molecule scenario '$s' (molecule/$s/molecule.yml)"
+    case $rel in 12 | 13) ;; *) die "scenario $r: Debian release must be 12 or 13" ;; esac
+    runs+=("$s:$rel")
+    case " $releases " in *" $rel "*) ;; *) releases="$releases $rel" ;; esac
   done
-  for s in $DEB13_SCENARIOS; do runs+=("$s:13"); done
-  releases="12 13"
+  if [ $# -eq 0 ]; then
+    for f in molecule/*/molecule.yml; do
+      s=${f#molecule/}; s=${s%/molecule.yml}
+      case " ${requested[*]} " in *" $s:"* | *" $s "*) ;; *) die "scenario $s is in no run of scripts/test.sh (DEFAULT_SCENARIOS)" ;; esac
+    done
+  fi
 fi
 
-PYDEPLOY_DEBIAN_RELEASES=$releases scripts/prepare.sh || die "prepare failed"
+PYDEPLOY_DEBIAN_RELEASES=${releases:-12} scripts/prepare.sh || die "prepare failed"
 # shellcheck disable=SC1091
 source "$PYDEPLOY_VENV/bin/activate"
 PYDEPLOY_EXTRA_CA_PEM_B64=$(host_extra_ca_b64)
 export PYDEPLOY_EXTRA_CA_PEM_B64 ANSIBLE_COLLECTIONS_PATH=$PYDEPLOY_COLLECTIONS_PATH
 results=$PYDEPLOY_ROOT/.cache/results
 rm -rf "$results" && mkdir -p "$results"
+suite_start=$SECONDS
 
-failures=0
-summary=()
-step() {  # step NAME COMMAND...: run, time and record one step
-  local name=$1 start=$SECONDS rc; shift
-  say "$name"
-  "$@"; rc=$?
-  summary+=("$(printf '%-28s %-6s %5ss' "$name" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" $((SECONDS - start)))")
-  [ $rc -eq 0 ] || failures=$((failures + 1))
-  return $rc
-}
-
-step "yamllint" yamllint -s .
-step "ansible-lint (production)" ansible-lint --offline -q
-step "argument_specs = defaults" python3 scripts/check_specs.py
-step "role README tables" python3 scripts/gen_role_docs.py --check
-step "collection (installed tarball)" scripts/check_collection.sh
-step "unit + controller tests" scripts/test_controller.sh
-
-# Scenarios run PYDEPLOY_JOBS at a time (default 2): most of their time is spent waiting on
-# containers, package installs and load runs, not on the controller's CPU. Each writes its own
-# log under .cache/results; a failed one's tail is printed.
+# ---- Molecule scenarios, PYDEPLOY_JOBS at a time (default 2), in the background ------------------
 run_scenario() {  # run_scenario SCENARIO RELEASE: one Molecule scenario, its log, its status file
   local scenario=$1 release=$2 tag="$1-deb$2" start=$SECONDS rc
   export PYDEPLOY_DEBIAN=$release PYDEPLOY_IMAGE=${PYDEPLOY_IMAGE_PREFIX:-pydeploy/debian-systemd}:$release
@@ -63,26 +60,63 @@ run_scenario() {  # run_scenario SCENARIO RELEASE: one Molecule scenario, its lo
   fi
   echo "$rc $((SECONDS - start))" >"$results/$tag.status"
   rm -f "$results/$scenario.running"
+  say "molecule $tag: $([ "$rc" -eq 0 ] && echo ok || echo FAILED) after $((SECONDS - start))s"
 }
-
-jobs_max=${PYDEPLOY_JOBS:-2}
-for run in "${runs[@]}"; do
-  scenario=${run%:*}; release=${run#*:}
-  # Never two runs of one scenario at once (they would share Molecule's state directory).
-  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ] || [ -e "$results/$scenario.running" ]; do
-    wait -n || true
+scenario_pool() {
+  local jobs_max=${PYDEPLOY_JOBS:-2} run scenario release
+  for run in "${runs[@]}"; do
+    scenario=${run%:*}; release=${run#*:}
+    # Never two runs of one scenario at once (they would share Molecule's state directory).
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ] || [ -e "$results/$scenario.running" ]; do
+      wait -n || true
+    done
+    touch "$results/$scenario.running"
+    say "molecule $scenario (deb$release): started"
+    run_scenario "$scenario" "$release" &
   done
-  touch "$results/$scenario.running"
-  say "molecule $scenario (deb$release): started"
-  run_scenario "$scenario" "$release" &
-done
-wait
+  wait
+}
+pool_pid=
+if [ ${#runs[@]} -gt 0 ]; then
+  scenario_pool &
+  pool_pid=$!
+fi
+
+# ---- checks that need no container, meanwhile --------------------------------------------------
+failures=0
+summary=()
+step() {  # step NAME COMMAND...: run, time and record one step
+  local name=$1 start=$SECONDS rc; shift
+  say "$name"
+  "$@" >"$results/step-${name%% *}.log" 2>&1; rc=$?
+  if [ $rc -ne 0 ]; then
+    echo "---- $name failed ----"
+    tail -n 60 "$results/step-${name%% *}.log"
+  fi
+  summary+=("$(printf '%-32s %-6s %5ss' "$name" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" $((SECONDS - start)))")
+  [ $rc -eq 0 ] || failures=$((failures + 1))
+  return 0
+}
+if [ "$static" -eq 1 ]; then
+  step "yamllint" yamllint -s .
+  step "ansible-lint (production)" ansible-lint --offline -q
+  step "argument_specs=defaults" python3 scripts/check_specs.py
+  step "role-README tables" python3 scripts/gen_role_docs.py --check
+  step "collection (installed tarball)" scripts/check_collection.sh
+  step "unit+controller tests" scripts/test_controller.sh
+  step "sanity (ansible-test)" scripts/sanity.sh
+  step "docs (antsibull lint)" scripts/docs.sh --lint
+  step "matrix (ansible-core 2.16, 2.19)" scripts/matrix.sh
+fi
+
+# ---- results -----------------------------------------------------------------------------------
+[ -z "$pool_pid" ] || wait "$pool_pid"
 for run in "${runs[@]}"; do
   scenario=${run%:*}; release=${run#*:}; tag="$scenario-deb$release"
   read -r rc secs <"$results/$tag.status" 2>/dev/null || { rc=1; secs=0; }
   counts=$(python3 scripts/junit_count.py "$results/$tag.xml" 2>/dev/null || true)
   grep -E "^(=+ .*(passed|failed|error).* =+|(systemd-analyze security exposure|[a-z ]+ under load):)" "$results/$tag.log" || true
-  summary+=("$(printf '%-28s %-6s %5ss  %s' "molecule $tag" "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" "$secs" "$counts")")
+  summary+=("$(printf '%-32s %-6s %5ss  %s' "molecule $tag" "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" "$secs" "$counts")")
   if [ "$rc" -ne 0 ]; then
     failures=$((failures + 1))
     echo "---- $tag failed: errors in $results/$tag.log ----"
@@ -92,7 +126,8 @@ for run in "${runs[@]}"; do
   fi
 done
 
-printf '\n%-28s %-6s %6s\n' step result time
+printf '\n%-32s %-6s %6s\n' step result time
 printf '%s\n' "${summary[@]}"
-python3 scripts/junit_count.py "$results"/*.xml 2>/dev/null || echo "0 passed, 0 failed"
+printf '%-32s %-6s %5ss\n' "whole suite (wall)" "$([ "$failures" -eq 0 ] && echo ok || echo FAIL)" $((SECONDS - suite_start))
+[ ${#runs[@]} -eq 0 ] || python3 scripts/junit_count.py "$results"/*.xml 2>/dev/null || echo "0 passed, 0 failed"
 [ "$failures" -eq 0 ]
