@@ -50,7 +50,7 @@ def container(name, network, ports=()):
             "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
             "-v", f"{CACHE}/apt-{RELEASE}:/var/cache/apt/archives:rw", "-v", f"{CACHE}/pip:/root/.cache/pip:rw"]
     for port in ports:
-        args += ["-p", f"127.0.0.1:{port}"]
+        args += ["-p", f"127.0.0.1::{port}"]  # a free host port, on loopback only
     sh(*args, IMAGE, capture=True)
     for _ in range(60):
         state = sh("docker", "exec", name, "systemctl", "is-system-running", "--wait", check=False, capture=True).stdout

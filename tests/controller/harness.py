@@ -369,6 +369,26 @@ def molecule_scenario(name, env):
     hosts = {}
     for index, platform in enumerate(platforms):
         hosts[platform["name"]] = {"groups": platform.get("groups", []), "address": f"172.30.0.{10 + index}"}
+    inventory = ((scenario.get("provisioner") or {}).get("inventory") or {})
+    if inventory.get("hosts"):
+        # A scenario with an inventory of its own (molecule/projects): its hosts, their groups and
+        # host_vars; names with the same ansible_host (one container) share one address. Its
+        # group_vars of other groups go to every host (only the validation of their tier reads them).
+        addresses = {platform["name"]: hosts[platform["name"]]["address"] for platform in platforms}
+        hosts = {}
+        for group, members in ((inventory["hosts"].get("all") or {}).get("children") or {}).items():
+            for name, values in ((members or {}).get("hosts") or {}).items():
+                values = dict(values or {})
+                target = values.get("ansible_host") or name
+                entry = hosts.setdefault(name, {"groups": [], "vars": {}})
+                entry["groups"].append(group)
+                entry["address"] = addresses.setdefault(target, f"172.30.0.{10 + len(addresses)}")
+                entry["vars"]["ansible_host"] = entry["address"]
+        for name, values in (inventory.get("host_vars") or {}).items():
+            hosts[name]["vars"].update(values or {})
+        for group, values in (inventory.get("group_vars") or {}).items():
+            if group != "all":
+                group_vars.update(values or {})
     return hosts, group_vars
 
 

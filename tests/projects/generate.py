@@ -260,7 +260,7 @@ def acme(dest):
 
         -r base.txt
 
-        gunicorn==26.2.0  # https://github.com/benoitc/gunicorn
+        gunicorn==27.0.0  # https://github.com/benoitc/gunicorn
         """)
     write(dest / ".envs/.production/.django", """
         DJANGO_SETTINGS_MODULE=config.settings.production

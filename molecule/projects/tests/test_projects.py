@@ -25,10 +25,17 @@ PASSWORD = "molecule-only-admin-password"
 GENERATED = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "projects"
 
 
-def run_playbook(playbook, extra_vars=None, limit=None):
-    """The scenario's playbooks with its whole inventory (the projects are hosts of their own)."""
+def run_playbook(playbook, extra_vars=None):
+    """A playbook of the collection (pydeploy.django_stack.NAME) or of the scenario with its whole
+    inventory (the projects are hosts of their own), as a user runs it: no --limit (the collection's
+    playbooks refuse one), pydeploy_deploy_hosts picks the apps a deploy or rollback touches."""
     inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
-    return _run_playbook(playbook, extra_vars, limit=limit, inventory=inventory)
+    return _run_playbook(playbook, extra_vars, inventory=inventory)
+
+
+def deploy_vars(hosts, **extra):
+    """A deploy or rollback of `hosts` (apps of their own: one batch, no need to roll one by one)."""
+    return {"pydeploy_deploy_hosts": ":".join(hosts), "pydeploy_deploy_serial": len(hosts), **extra}
 
 
 def client(host, name, *args):
@@ -84,8 +91,12 @@ def test_migrations_applied_and_debug_off(host, name):
 @pytest.mark.parametrize("name", PROJECTS)
 def test_built_in_health_check_names_the_live_release(host, name):
     live = host.file(f"/srv/{name}/current").linked_to.rstrip("/").rsplit("/", 1)[-1]
-    result = host.run(f"curl -sS --unix-socket /run/gunicorn/{name}.sock http://{name}.test/-/pydeploy/health/")
+    # blog's Gunicorn has no socket: it listens on loopback TCP only (and nginx dials it there).
+    via = "http://127.0.0.1:8101" if name == "blog" else f"--unix-socket /run/gunicorn/{name}.sock http://localhost"
+    result = host.run(f"curl -sS -H 'Host: {name}.test' {via}/-/pydeploy/health/")
     assert json.loads(result.stdout) == {"status": "ok", "db": "ok", "release": live}
+    if name == "blog":
+        assert not host.socket("unix:///run/gunicorn/blog.sock").is_listening
 
 
 def test_databases_where_the_inventory_says(host):
@@ -118,7 +129,7 @@ def test_builds_ran_as_the_build_user_and_the_tree_went_to_root(host):
 
 def test_the_projects_own_server_pin_is_used(host):
     version = host.run("/srv/acme/current/venv/bin/python -B -c 'import gunicorn; print(gunicorn.__version__)'")
-    assert version.stdout.strip() == "26.2.0"  # requirements/production.txt, not the role's 27.0.1
+    assert version.stdout.strip() == "27.0.0"  # requirements/production.txt, not the role's 27.0.1
     version = host.run("/srv/shop/current/venv/bin/python -B -c 'import gunicorn; print(gunicorn.__version__)'")
     assert version.stdout.strip() == "27.0.1"
 
@@ -135,46 +146,74 @@ def _changed_copy(tmp_path, release, edit=None):
     return dest
 
 
-def test_rolling_deploy_of_a_changed_release_then_rollback(host, tmp_path):
+BROKEN_WSGI = '''
+
+def application(environ, start_response):  # this release answers every request with an error
+    start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+    return [b"broken release"]
+'''
+
+
+def _break_at_runtime(app):
+    """A release that builds, imports its settings and passes every check, and fails once it serves."""
+    def edit(name, root):
+        if name == app:
+            for wsgi in root.rglob("wsgi.py"):
+                wsgi.write_text(wsgi.read_text() + BROKEN_WSGI)
+    return edit
+
+
+def test_deploy_of_a_changed_release_health_checked_a_broken_one_rolled_back_then_rollback(host, tmp_path):
+    """One run of the collection's deploy over the four apps: three go live with release 2 (each proven
+    by the health check), shop's release 2 fails its health check once live and is rolled back
+    automatically, and the site keeps serving the previous release. Then the rollback playbook
+    takes the three back to release 1."""
     venvs = {name: sorted(host.run(f"ls /srv/{name}/venvs").stdout.split()) for name in PROJECTS}
     before = {name: host.file(f"/srv/{name}/current").linked_to for name in PROJECTS}
-    result = run_playbook("deploy.yml", {"projects_dir": str(_changed_copy(tmp_path, 2))})
-    assert result.returncode == 0, result.stdout[-4000:]
-    for name in PROJECTS:
-        assert "release 2" in client(host, name, "get", "/")["body"]
+    result = run_playbook("pydeploy.django_stack.deploy",
+                          deploy_vars(PROJECTS, projects_dir=str(_changed_copy(tmp_path, 2, _break_at_runtime("shop")))))
+    assert result.returncode != 0, result.stdout[-4000:]
+    assert re.search(r"The new release failed on shop \(.*it was rolled back there", result.stdout), result.stdout[-4000:]
+    assert not re.search(r"The new release failed on (mysite|blog|acme)", result.stdout)
+    assert host.file("/srv/shop/current").linked_to == before["shop"]
+    assert "release 1" in client(host, "shop", "get", "/")["body"]
+    healthy = [name for name in PROJECTS if name != "shop"]
+    for name in healthy:
+        assert "release 2" in client(host, name, "get", "/")["body"], name
         assert host.file(f"/srv/{name}/previous").linked_to == before[name]
         # Same requirements: the new release runs in the virtualenv of the previous one.
         assert sorted(host.run(f"ls /srv/{name}/venvs").stdout.split()) == venvs[name]
-    result = run_playbook("rollback.yml")
+    result = run_playbook("pydeploy.django_stack.rollback", deploy_vars(healthy))
     assert result.returncode == 0, result.stdout[-4000:]
     for name in PROJECTS:
-        assert "release 1" in client(host, name, "get", "/")["body"]
+        assert "release 1" in client(host, name, "get", "/")["body"], name
         assert host.file(f"/srv/{name}/current").linked_to == before[name]
 
 
-def test_preflight_names_the_missing_environment_variable(host, tmp_path):
-    live = host.file("/srv/acme/current").linked_to
-    result = run_playbook("deploy.yml", {"projects_dir": str(_changed_copy(tmp_path, 3)), "python_app_env": {}},
-                          limit="acme")
-    assert result.returncode != 0
-    assert "python_app_env.DJANGO_ADMIN_URL" in result.stdout and "config.settings.production" in result.stdout
-    assert host.file("/srv/acme/current").linked_to == live
-    assert "release 1" in client(host, "acme", "get", "/")["body"]
-    # The configuration was checked staged: the live one still has the variable.
-    assert "DJANGO_ADMIN_URL='secret-admin/'" in host.file("/etc/acme/env").content_string
-
-
-def test_preflight_refuses_a_path_outside_the_writable_directories(host, tmp_path):
+def test_preflight_stops_a_release_before_it_goes_live_naming_what_to_change(host, tmp_path):
+    """One deploy of two apps whose new release cannot work: acme's settings need an environment
+    variable the inventory no longer gives, mysite's settings write inside the read-only release."""
     def file_cache(name, root):
         if name == "mysite":
             with open(root / "mysite/settings/production.py", "a") as handle:
                 handle.write('\nCACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",'
                              ' "LOCATION": BASE_DIR / "cache"}}\n')
-    result = run_playbook("deploy.yml", {"projects_dir": str(_changed_copy(tmp_path, 4, file_cache))}, limit="mysite")
+    live = {name: host.file(f"/srv/{name}/current").linked_to for name in ("acme", "mysite")}
+    result = run_playbook("pydeploy.django_stack.deploy",
+                          deploy_vars(["mysite", "acme"], projects_dir=str(_changed_copy(tmp_path, 3, file_cache)),
+                                      python_app_env={}))
     assert result.returncode != 0
+    assert "python_app_env.DJANGO_ADMIN_URL" in result.stdout and "config.settings.production" in result.stdout, \
+        result.stdout[-4000:]
     assert re.search(r"CACHES\['default'\]\['LOCATION'\] = /srv/mysite/releases/\w+/src/cache is not writable",
                      result.stdout), result.stdout[-3000:]
-    assert "release 1" in client(host, "mysite", "get", "/")["body"]
+    for name in ("acme", "mysite"):
+        assert re.search(rf"The new release failed on {name} \(.*the old release kept serving there", result.stdout)
+    for name in ("acme", "mysite"):
+        assert host.file(f"/srv/{name}/current").linked_to == live[name]
+        assert "release 1" in client(host, name, "get", "/")["body"]
+    # The configuration was checked staged: the live one still has the variable.
+    assert "DJANGO_ADMIN_URL='secret-admin/'" in host.file("/etc/acme/env").content_string
 
 
 @pytest.mark.parametrize("extra, expected", [
@@ -183,6 +222,6 @@ def test_preflight_refuses_a_path_outside_the_writable_directories(host, tmp_pat
     ({"python_app_requirements_file": "requirements/prod.txt"}, "python_app_requirements_file=requirements/prod.txt"),
 ])
 def test_bad_input_fails_before_any_change_naming_the_variable(extra, expected):
-    result = run_playbook("converge.yml", extra, limit="shop")
+    result = run_playbook("converge.yml", extra)
     assert result.returncode != 0 and expected in result.stdout, result.stdout[-3000:]
     assert recap_changed(result.stdout) == 0

@@ -80,6 +80,20 @@ def _reachable_binds(binds, address):
     return out
 
 
+def _loopback_binds(binds):
+    """tcp_binds as a web server on the same machine dials them: wildcards become loopback."""
+    out = []
+    for bind in binds:
+        host, _, port = str(bind).rpartition(":")
+        host = host.strip("[]")
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        out.append(_host_port(host, port))
+    return out
+
+
 def _db_host_of(hostvars, app_host, db_hosts):
     """The db host that app_host's python_app_database points at, or None."""
     database = (_get(hostvars, app_host, "python_app_exports", "app tier").get("database") or {})
@@ -144,7 +158,15 @@ def stack_input(hostvars, host, role, db_hosts=(), app_hosts=(), web_hosts=(), s
         out = []
         for hosts in apps.values():
             upstream = []
-            if not all(same_machine(hostvars, app_host, host) for app_host in hosts):
+            server_of_first = _get(hostvars, hosts[0], server_exports, "app tier")
+            if all(same_machine(hostvars, app_host, host) for app_host in hosts):
+                # One machine: the unix socket; an app server without one is dialed on loopback.
+                if not server_of_first.get("socket_path"):
+                    for app_host in hosts:
+                        upstream += _loopback_binds(
+                            _get(hostvars, app_host, server_exports, "app tier").get("tcp_binds") or [])
+                    upstream = list(dict.fromkeys(upstream))
+            else:
                 for app_host in hosts:
                     binds = _get(hostvars, app_host, server_exports, "app tier").get("tcp_binds") or []
                     if not binds:
@@ -156,7 +178,7 @@ def stack_input(hostvars, host, role, db_hosts=(), app_hosts=(), web_hosts=(), s
                     upstream += _reachable_binds(binds, address_of(hostvars, app_host))
             out.append({
                 "app": _get(hostvars, hosts[0], "python_app_exports", "app tier"),
-                "server": _get(hostvars, hosts[0], server_exports, "app tier"),
+                "server": server_of_first,
                 "upstream_servers": upstream,
             })
         return {"apps": out}
@@ -173,6 +195,24 @@ def batch_upstream(hostvars, hosts, server="gunicorn"):
     return out
 
 
+def remote_hosts(hostvars, hosts, others):
+    """The hosts that share a machine with none of `others` (e.g. web hosts that reach the app
+    tier over the network, which a deploy drains and static files are copied to)."""
+    others = list(others)
+    return [host for host in hosts if not any(same_machine(hostvars, host, other) for other in others)]
+
+
+def first_of_app(hostvars, hosts, host):
+    """Whether `host` is the first of `hosts` that runs its app (python_app_exports.name): the
+    host that migrates the app's database in a deploy, once per app when the run holds several."""
+    name = _get(hostvars, host, "python_app_exports", "app tier")["name"]
+    for other in hosts:
+        if _get(hostvars, other, "python_app_exports", "app tier")["name"] == name:
+            return other == host
+    return False
+
+
 class FilterModule:
     def filters(self):
-        return {"stack_input": stack_input, "batch_upstream": batch_upstream}
+        return {"stack_input": stack_input, "batch_upstream": batch_upstream, "remote_hosts": remote_hosts,
+                "first_of_app": first_of_app}

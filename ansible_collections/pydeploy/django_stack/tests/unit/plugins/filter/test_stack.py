@@ -132,3 +132,32 @@ def test_several_apps_and_names_of_one_machine():
     assert [d["name"] for d in pg["app_databases"]] == ["shop", "blog"] and pg["app_networks"] == []
     assert stack.stack_input(hv, "blog", "python_app", **tiers)["database_tls"] == {}
     assert stack.stack_input(hv, "shop", "gunicorn", **tiers)["web_clients"] == []
+
+
+def _one_box_apps():
+    box = {"ansible_host": "box-1", "ansible_facts": {"default_ipv4": {"address": "10.0.0.5"}}}
+    tcp_only = {"server": "gunicorn", "tcp_binds": ["0.0.0.0:8101", "[::]:8101"], "socket_path": "", "db_connections": 2}
+    return {
+        "shop": {**box, "python_app_exports": app_exports("shop"), "gunicorn_exports": server_exports((), 3)},
+        "blog": {**box, "python_app_exports": app_exports("blog"), "gunicorn_exports": tcp_only},
+        "shop2": {**box, "python_app_exports": app_exports("shop"), "gunicorn_exports": server_exports((), 3)},
+        "www": dict(box),
+        "web1": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.10"}}},
+    }
+
+
+def test_one_machine_app_server_without_a_socket_is_dialed_on_loopback():
+    nginx = stack.stack_input(_one_box_apps(), "www", "nginx", app_hosts=["shop", "blog"], web_hosts=["www"])
+    assert [a["upstream_servers"] for a in nginx["apps"]] == [[], ["127.0.0.1:8101", "[::1]:8101"]]
+
+
+def test_remote_hosts_are_those_on_no_machine_of_the_others():
+    hv = _one_box_apps()
+    assert stack.remote_hosts(hv, ["www", "web1"], ["shop", "blog"]) == ["web1"]
+    assert stack.remote_hosts(hv, ["www"], []) == ["www"]
+
+
+def test_first_of_app_is_once_per_app_in_the_run():
+    hv = _one_box_apps()
+    run = ["blog", "shop", "shop2"]
+    assert [stack.first_of_app(hv, run, h) for h in run] == [True, True, False]
