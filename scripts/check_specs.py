@@ -3,7 +3,7 @@
 each variable must carry the role's prefix, a description, and the same default in both.
 
 A derived default (a Jinja expression in defaults/main.yml, computed from facts or other variables)
-of an option whose type a string is not (int, float, bool, dict) stays out of the spec: a template
+of an option whose type a string is not (int, float, bool, dict, list) stays out of the spec: a template
 string there is not a value of the option's type (ansible-doc, antsibull-docs and Galaxy's importer
 refuse it). Such an option has no `default:` in the spec and says its default in the description;
 the role README's table shows the expression from defaults/main.yml (scripts/gen_role_docs.py)."""
@@ -15,7 +15,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "ansible_collections/pydeploy/django_stack"
 
 
-NOT_A_STRING = ("int", "float", "bool", "dict")
+NOT_A_STRING = ("int", "float", "bool", "dict", "list")
 
 
 def derived(value):

@@ -477,7 +477,7 @@ def postgres_tls_plan(chain_pem, names, renew_days=30, now=None):
     if len(certs) < 2:
         plan["reason"] = "the certificate file holds no CA certificate after the server's"
         return plan
-    (leaf, unused_pem), (ca, ca_pem) = certs[0], certs[-1]
+    leaf, (ca, ca_pem) = certs[0][0], certs[-1]
     plan["ca_pem"] = ca_pem
     if _not_after(ca) - now < renew:
         plan.update(ca_due=True, reason=f"the deployment CA expires on {_not_after(ca):%Y-%m-%d}")
