@@ -106,7 +106,11 @@ if [ "$static" -eq 1 ]; then
   step "unit+controller tests" scripts/test_controller.sh
   step "sanity (ansible-test)" scripts/sanity.sh
   step "docs (lint + site build)" scripts/docs.sh
-  step "matrix (ansible-core 2.16, 2.19)" scripts/matrix.sh
+  # The oldest ansible-core claimed (meta/runtime.yml); the newest is the venv every step above uses.
+  # There: syntax, validate of both inventories, a refusal, the unit tests, and the controller
+  # tests of good inputs, --tags and the plugin (the whole controller suite runs above).
+  step "matrix (ansible-core 2.16)" env PYDEPLOY_MATRIX_CONTROLLER_K="good_inputs or test_tags or validate_vars_plugin" \
+    scripts/matrix.sh 2.16.19
 fi
 
 # ---- results -----------------------------------------------------------------------------------
