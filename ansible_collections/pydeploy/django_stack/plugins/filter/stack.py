@@ -84,7 +84,7 @@ def _loopback_binds(binds):
     """tcp_binds as a web server on the same machine dials them: wildcards become loopback."""
     out = []
     for bind in binds:
-        host, _, port = str(bind).rpartition(":")
+        host, unused_sep, port = str(bind).rpartition(":")
         host = host.strip("[]")
         if host in ("0.0.0.0", ""):
             host = "127.0.0.1"
