@@ -511,7 +511,7 @@ SLOW_APP = {"nginx_stack": {"apps": [{"app": {"name": "demo", "server_names": ["
     # Checked where they live, before anything changes: a provided file that is not there.
     ({"nginx_sites": [{"name": "x", "server_names": ["x.test"], "certificate": "provided",
                        "certificate_file": "/etc/ssl/pydeploy-test/missing.crt",
-                       "certificate_key_file": "/etc/ssl/pydeploy-test/files.key"}]}, "certificate_file cannot be read"),
+                       "certificate_key_file": "/etc/ssl/pydeploy-test/files.key"}]}, "nginx_sites[0].certificate_file: cannot be read"),
     ({"nginx_sites": [{"name": "x", "server_names": ["192.0.2.7"], "certificate": "acme"}],
       "nginx_acme_email": "ops@example.com"}, "needs DNS names"),
     ({"nginx_sites": [{"name": "x", "server_names": "x.test"}]}, "a string is never split"),
