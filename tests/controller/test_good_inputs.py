@@ -119,3 +119,20 @@ def test_repo_inventory_passes_validation(job, runs):
 def test_molecule_scenario_variables_pass_validation(job, runs):
     run = runs.get(job)
     assert not run.failures and run.reached is not None, f"good input rejected or not validated:\n{run.summary()}"
+
+
+def _uvicorn_job(layout):
+    def build(workdir):
+        inventory = harness.build_inventory(workdir, layout)
+        return harness.run_playbook("site", inventory, workdir, extra_vars={"pydeploy_app_server": "uvicorn_worker"})
+
+    return Job(f"good-{layout}-site-uvicorn_worker", build)
+
+
+@pytest.mark.parametrize("job", [pytest.param(_uvicorn_job(layout), id=f"inventory-{layout}-site-uvicorn_worker")
+                                 for layout in ("prod", "single")])
+def test_repo_inventory_passes_validation_with_uvicorn_workers(job, runs):
+    """The inventories name both app servers' settings (each reads its own: a TCP bind set only for
+    Gunicorn leaves Uvicorn workers unreachable from the web host)."""
+    run = runs.get(job)
+    assert not run.failures and run.reached is not None, f"good input rejected or not validated:\n{run.summary()}"
