@@ -164,6 +164,25 @@ class Inventory:
     fact_cache: Path
 
 
+def _inventory_dir(inv, repo, subdirs):
+    """An inventory directory with the repo inventory's `subdirs` copied in (when there is one), its
+    group_vars/all.yml moved to group_vars/all/00_base.yml; returns group_vars/all."""
+    inv.mkdir(parents=True, exist_ok=True)
+    if repo is not None:
+        for sub in subdirs:
+            if (repo / sub).is_dir():
+                shutil.copytree(repo / sub, inv / sub)
+    all_dir = inv / "group_vars" / "all"
+    for suffix in (".yml", ".yaml", ".json"):
+        single_file = inv / "group_vars" / f"all{suffix}"
+        if single_file.is_file():
+            all_dir.mkdir(parents=True, exist_ok=True)
+            single_file.rename(all_dir / f"00_base{suffix}")
+    all_dir.mkdir(parents=True, exist_ok=True)
+    (inv / "host_vars").mkdir(exist_ok=True)
+    return all_dir
+
+
 def build_inventory(workdir, layout="single", group_vars=None, host_vars=None, hosts=None, base_group_vars=None,
                     vault=True):
     """An inventory directory for a layout (or explicit hosts): hosts.yml with every host local, the repo
@@ -174,19 +193,7 @@ def build_inventory(workdir, layout="single", group_vars=None, host_vars=None, h
     spec = LAYOUTS[layout] if hosts is None else {"hosts": hosts, "repo": None}
     hosts = copy.deepcopy(spec["hosts"])
     inv = workdir / "inventory"
-    inv.mkdir(parents=True, exist_ok=True)
-    if spec["repo"] is not None:
-        for sub in ("group_vars", "host_vars"):
-            if (spec["repo"] / sub).is_dir():
-                shutil.copytree(spec["repo"] / sub, inv / sub)
-    all_dir = inv / "group_vars" / "all"
-    for suffix in (".yml", ".yaml", ".json"):  # group_vars/all.yml becomes group_vars/all/00_base.yml
-        single_file = inv / "group_vars" / f"all{suffix}"
-        if single_file.is_file():
-            all_dir.mkdir(parents=True, exist_ok=True)
-            single_file.rename(all_dir / f"00_base{suffix}")
-    all_dir.mkdir(parents=True, exist_ok=True)
-    (inv / "host_vars").mkdir(exist_ok=True)
+    all_dir = _inventory_dir(inv, spec["repo"], ("group_vars", "host_vars"))
     if base_group_vars is not None:
         (all_dir / "00_base.yml").write_text(_dump(base_group_vars))
     groups = {}
@@ -471,17 +478,7 @@ def build_batch_inventory(workdir, layout, members):
                 raise ValueError(f"host_vars for {name}, which is not a host of the layout {layout}")
             host_vars[batch_name(index, name)] = values
     inv = workdir / "inventory"
-    inv.mkdir(parents=True, exist_ok=True)
-    if (spec["repo"] / "group_vars").is_dir():
-        shutil.copytree(spec["repo"] / "group_vars", inv / "group_vars")
-    all_dir = inv / "group_vars" / "all"
-    for suffix in (".yml", ".yaml", ".json"):
-        single_file = inv / "group_vars" / f"all{suffix}"
-        if single_file.is_file():
-            all_dir.mkdir(parents=True, exist_ok=True)
-            single_file.rename(all_dir / f"00_base{suffix}")
-    all_dir.mkdir(parents=True, exist_ok=True)
-    (inv / "host_vars").mkdir(exist_ok=True)
+    all_dir = _inventory_dir(inv, spec["repo"], ("group_vars",))
     groups = {}
     for name, host in hosts.items():
         for group in host["groups"]:
