@@ -429,6 +429,10 @@ def new_workdir(base, name):
 # lists groups['app'] etc.: in a batch those would hold every case's hosts), and multi-host cases
 # (class 1), which keep proving the real any_errors_fatal.
 BATCH_TIER_VARS = ("pydeploy_db_hosts", "pydeploy_app_hosts", "pydeploy_web_hosts")
+# Compared across every host of the play (python_app_password_conflicts: app hosts of one database use
+# one password); the members of a batch are copies of one machine, so a case that changes the password
+# (directly or through the vault variable it is read from) would fail every other member too: run alone.
+BATCH_CROSS_HOST_VARS = ("python_app_database_password",)
 _OTHER_HOSTS = re.compile(r"\b(groups|hostvars|group_names|play_hosts|ansible_play_hosts\w*)\b")
 
 
@@ -450,6 +454,8 @@ def batchable(layout, group_vars=None, host_vars=None, extra_vars=None):
     names = set(group_vars or {})
     for values in (host_vars or {}).values():
         names.update(values or {})
+    if any(name in BATCH_CROSS_HOST_VARS or name.startswith("vault_") for name in names):
+        return False
     return not names & set(BATCH_TIER_VARS) and not _names_other_hosts(json.dumps([group_vars, host_vars]))
 
 

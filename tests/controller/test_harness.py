@@ -88,3 +88,12 @@ def test_a_batch_of_cases_reports_each_as_if_it_ran_alone(job, runs):
     assert [f["host"] for f in first_task.failures] == ["web1.example.com"], first_task.summary()
     assert first_task.reached is None
     assert not any(run.marker_written for run in (bad, good, first_task))
+
+
+def test_cases_that_feed_checks_across_hosts_run_alone():
+    assert harness.batchable("single", group_vars={"nginx_worker_processes": 2})
+    assert not harness.batchable("single", group_vars={"python_app_database_password": "x"})
+    assert not harness.batchable("single", group_vars={"vault_postgres_demo_password": "x"})
+    assert not harness.batchable("three", host_vars={"app1.example.com": {"python_app_database_password": "x"}})
+    assert not harness.batchable("single", group_vars={"pydeploy_app_hosts": "app"})
+    assert not harness.batchable("single", extra_vars={"nginx_worker_processes": 2})

@@ -159,6 +159,26 @@ def _database_key(database):
             str(database.get("host") or ""), str(database.get("port") or ""))
 
 
+_LOCAL_DATABASE_HOSTS = frozenset(("", "localhost", "127.0.0.1", "::1"))
+
+
+def _machine(hostvars, host):
+    """The machine an inventory host is: its ``ansible_host`` (aliases of one machine share it), else its name."""
+    try:
+        return str(hostvars[host].get("ansible_host") or host)
+    except (KeyError, AttributeError):
+        return str(host)
+
+
+def _database_identity(hostvars, host, database):
+    """The key of the database a host connects to: a local one (socket, localhost) is that machine's own."""
+    key = _database_key(database)
+    where = key[3]
+    if where in _LOCAL_DATABASE_HOSTS or where.startswith("/") or where.startswith("127."):
+        key += (_machine(hostvars, host),)
+    return key
+
+
 def _exported_database(hostvars, host):
     try:
         exports = hostvars[host]["python_app_exports"]
@@ -171,20 +191,23 @@ def password_conflicts(hostvars, hosts, host):
     """App hosts that use the same PostgreSQL database as ``host`` with another password.
 
     Compares ``python_app_exports.database`` of ``host`` with that of every other host of ``hosts``
-    that has exports: the same engine, name, user, host and port but a different ``password``.
+    that has exports: the same engine, name, user, host and port but a different ``password``. A
+    database reached over a unix socket or the loopback (``host`` empty, a path, ``localhost``,
+    ``127.*``, ``::1``) is the app machine's own: it is the same database only for inventory hosts of
+    the same machine (the same ``ansible_host``).
     Returns the sorted names of those hosts (never a password): one role has one password, so
     every app host connecting as that role must use the same python_app_database_password.
     """
     mine = _exported_database(hostvars, host)
     if mine.get("engine") != "postgresql":
         return []
-    key = _database_key(mine)
+    key = _database_identity(hostvars, host, mine)
     out = []
     for other in hosts:
         if other == host:
             continue
         theirs = _exported_database(hostvars, other)
-        if _database_key(theirs) == key and str(theirs.get("password") or "") != str(mine.get("password") or ""):
+        if _database_identity(hostvars, other, theirs) == key and str(theirs.get("password") or "") != str(mine.get("password") or ""):
             out.append(other)
     return sorted(out)
 

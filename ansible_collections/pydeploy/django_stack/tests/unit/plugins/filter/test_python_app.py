@@ -91,3 +91,15 @@ def test_password_conflicts_only_for_the_same_database_and_role():
     assert password_conflicts(hostvars, list(hostvars), "app1") == []
     assert password_conflicts(hostvars, list(hostvars), "app6") == []
     assert password_conflicts({"app1": _exports("one"), "app2": _exports("one", port="5432")}, ["app1", "app2"], "app1") == []
+
+
+def test_local_databases_are_one_per_machine():
+    def local(password, address, host="/var/run/postgresql"):
+        return dict(_exports(password, host=host), ansible_host=address)
+    hostvars = {"a": local("one", "10.0.0.1"), "b": local("two", "10.0.0.2"), "c": local("three", "10.0.0.1"),
+                "d": local("four", "10.0.0.2", host="localhost"), "e": dict(_exports("five", host="127.0.0.1"))}
+    hosts = list(hostvars)
+    assert password_conflicts(hostvars, hosts, "a") == ["c"]  # aliases of one machine share its cluster
+    assert password_conflicts(hostvars, hosts, "b") == []  # another machine's socket is another cluster
+    assert password_conflicts(hostvars, hosts, "d") == []
+    assert password_conflicts(hostvars, hosts, "e") == []  # no ansible_host: the inventory name is the machine
