@@ -99,7 +99,7 @@ YAML
       echo "  static:     the page's stylesheet, served by nginx from /srv/demo/shared/static"
       echo "  health:     https://localhost:$https_port/health/   (JSON: database, release, host)"
       echo "  views:      https://localhost:$https_port/sync/   https://localhost:$https_port/async/"
-      echo "  websocket:  python3 tests/tools/ws_min.py wss://127.0.0.1:$https_port/ws/echo/ --message hi"
+      echo "  websocket:  python3 tests/tools/wsclient.py probe --url wss://127.0.0.1:$https_port/ws/echo/ --insecure --json --message hi"
       echo "  http:       http://localhost:$http_port/ redirects to https"
       echo "  inside:     docker exec -it $name bash   (systemctl status nginx gunicorn-demo postgresql)"
       echo "  remove:     scripts/demo.sh down"

@@ -1,7 +1,7 @@
 """Helpers for ASGI tests: the WebSocket client (tests/tools/wsclient.py) run inside the container.
 
-The client needs the `websockets` package, which every release built for Uvicorn has
-(uvicorn[standard]): it runs with that release's interpreter.
+The client is standard library only; the tests run it with a release's interpreter
+(`venv_python`), the one the app itself runs with, or with the system's python3.
 """
 import json
 import os

@@ -100,8 +100,12 @@ def journal_since(host, unit, cursor):
     return host.run(f"journalctl -u {unit} --after-cursor={shlex.quote(cursor)} --no-pager -o cat").stdout
 
 
-def ws_probe(host, *args):
-    result = _run(host, ["python3", f"{TOOLS}/ws_probe.py", *args])
+def ws_probe(host, *args, name="localhost", port=443):
+    """One WebSocket upgrade (or, with --no-upgrade, a plain GET) through nginx on 127.0.0.1 over TLS
+    with `name` as Host and server name, and one message: the probe mode of tests/tools/wsclient.py
+    (args: --path, --message, --header 'Name: value', --no-upgrade). Returns its JSON result."""
+    result = _run(host, ["python3", f"{TOOLS}/wsclient.py", "probe", "--url", f"wss://127.0.0.1:{port}",
+                         "--host-header", name, "--insecure", "--timeout", 30, *args])
     assert result.rc == 0, result.stderr
     return json.loads(result.stdout)
 

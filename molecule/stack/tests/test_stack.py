@@ -51,7 +51,8 @@ def test_requests_spread_over_both_app_hosts(web):
 
 
 def test_websocket_echo_through_nginx_tls(web):
-    cmd = ["python3", f"{TOOLS}/ws_min.py", "wss://127.0.0.1/ws/echo/", "--message", "over nginx"]
+    cmd = ["python3", f"{TOOLS}/wsclient.py", "probe", "--url", "wss://127.0.0.1/ws/echo/", "--insecure", "--json",
+           "--message", "over nginx"]
     result = json.loads(web.run(" ".join(shlex.quote(c) for c in cmd)).stdout)
     assert result["status"] == 101
     assert result["first"]["type"] == "hello" and result["first"]["scheme"] == "wss"

@@ -108,9 +108,12 @@ def test_server_pushes_while_echoing(host, mode):
     (["--origin", "null"], False, 403),
     (["--host-header", "evil.example"], False, 403),
     (["--path", "/ws/nope/"], False, 404),
+    (["--origin", "http://localhost:8080"], False, 403),
     (["--origin", "https://localhost"], True, 101),
+    (["--origin", "http://localhost"], True, 101),
     ([], True, 101),
-], ids=["foreign-origin", "null-origin", "foreign-host", "unknown-path", "same-site-origin", "no-origin"])
+], ids=["foreign-origin", "null-origin", "foreign-host", "unknown-path", "same-host-other-port", "trusted-origin",
+        "own-origin", "no-origin"])
 def test_handshake_checks_origin_and_host(host, mode, args, accepted, status):
     result = ws_run(host, venv_python(mode["app"]), "handshake", unix(mode), *args)
     assert result["accepted"] is accepted and result["status"] == status, result
@@ -292,11 +295,16 @@ def test_fifty_websockets_through_nginx_over_tls(host, mode):
 
 
 def test_cross_site_origin_refused_through_nginx(host, mode):
-    python, target = venv_python(mode["app"]), through_nginx(mode)
-    refused = ws_run(host, python, "handshake", target, "--origin", "https://evil.example")
-    assert refused == {"accepted": False, "status": 403}, refused
-    same_site = ws_run(host, python, "handshake", target, "--origin", f"https://{NGINX[mode['name']]['name']}")
-    assert same_site["accepted"] is True, same_site
+    """An Origin is scheme, host and port (as Django's CSRF check compares them): the site's own
+    name under another scheme or port is another site. The client runs with the system's python3."""
+    name = NGINX[mode["name"]]["name"]
+    for origin in ("https://evil.example", f"http://{name}", f"https://{name}:8443", f"http://{name}:8080",
+                   f"https://{name}.evil.example"):
+        refused = ws_run(host, "python3", "handshake", through_nginx(mode), "--origin", origin)
+        assert refused == {"accepted": False, "status": 403}, (origin, refused)
+    for origin in (f"https://{name}", f"https://{name}:443"):
+        same_site = ws_run(host, "python3", "handshake", through_nginx(mode), "--origin", origin)
+        assert same_site["accepted"] is True and same_site["hello"]["scheme"] == "wss", (origin, same_site)
 
 
 def test_http_through_nginx_over_tls(host, mode):

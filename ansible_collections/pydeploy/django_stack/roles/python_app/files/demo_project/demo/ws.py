@@ -8,18 +8,22 @@ client address as the server saw them behind the proxy, open sockets in this wor
   from its own task while it keeps echoing: the event loop serves both at once.
 
 A handshake is refused (HTTP 403) when its Host is not in ALLOWED_HOSTS or when it carries an
-Origin that is neither an allowed host nor in CSRF_TRUSTED_ORIGINS: a page on another site
-cannot open a socket with the visitor's cookies (cross-site WebSocket hijacking). Clients that
-send no Origin (not browsers: browsers always send it) are let through, like Django lets
-through requests without a Referer on plain HTTP. Unknown paths get 404.
+Origin that is neither the request's own (scheme, host and port: https://<Host> behind nginx)
+nor in CSRF_TRUSTED_ORIGINS, as Django's CSRF check decides (demo.origins): a page on another
+site (http://localhost:8080 is another site than https://localhost) cannot open a socket with
+the visitor's cookies (cross-site WebSocket hijacking). Clients that send no Origin (not
+browsers: browsers always send it) are let through, like Django lets through requests without
+a Referer on plain HTTP. Unknown paths get 404.
 """
 import asyncio
 import json
 import os
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
+
+from demo import origins
 
 PID = os.getpid()
 _open_sockets = 0
@@ -38,15 +42,9 @@ def host_allowed(scope):
 
 
 def origin_allowed(scope):
-    origin = _header(scope, b"origin")
-    if origin is None:
-        return True
-    if origin in settings.CSRF_TRUSTED_ORIGINS:
-        return True
-    parsed = urlsplit(origin)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        return False  # "null" (sandboxed frames, file:) and anything unparsable
-    return validate_host(parsed.hostname, settings.ALLOWED_HOSTS)
+    """Scheme, host and port of the Origin against the request's own and CSRF_TRUSTED_ORIGINS (demo.origins)."""
+    return origins.origin_allowed(_header(scope, b"origin"), scope.get("scheme", "ws"), _header(scope, b"host"),
+                                  settings.CSRF_TRUSTED_ORIGINS)
 
 
 def _int_param(query, name, default, low, high):
