@@ -231,40 +231,42 @@ class DemoServer:
         pings = int(target.partition("pings=")[2] or 0)
         for n in range(pings):
             send({"type": "ping", "n": n, "pid": self.pid})
-        buffer = bytearray()
-        reading = asyncio.ensure_future(reader.read(65536))
         restarting = asyncio.Event()
         self.live.add(restarting)
         restart = asyncio.ensure_future(restarting.wait())
-        while True:
-            done, _ = await asyncio.wait({reading, restart}, return_when=asyncio.FIRST_COMPLETED)
-            if restart in done:
-                send(ws.close_payload(1012), ws.OP_CLOSE)
-                await writer.drain()
-                reading.cancel()
-                writer.close()
-                return
-            chunk = reading.result()
-            if not chunk:
-                writer.close()
-                return
-            buffer += chunk
-            while (decoded := ws.decode_frame(buffer)) is not None:
-                frame, used = decoded
-                del buffer[:used]
-                if frame.opcode == ws.OP_CLOSE:
-                    send(frame.payload[:2], ws.OP_CLOSE)
+        reading = None
+        try:
+            buffer = bytearray()
+            while True:
+                reading = asyncio.ensure_future(reader.read(65536))
+                done, _ = await asyncio.wait({reading, restart}, return_when=asyncio.FIRST_COMPLETED)
+                if restart in done:
+                    send(ws.close_payload(1012), ws.OP_CLOSE)
                     await writer.drain()
-                    restart.cancel()
-                    writer.close()
                     return
-                if frame.opcode == ws.OP_PONG:
-                    self.pongs += 1
-                elif frame.opcode == ws.OP_TEXT:
-                    send(b"are you there", ws.OP_PING)  # the client must answer before it reads on
-                    send({"type": "echo", "data": frame.payload.decode(), "pid": self.pid})
-            await writer.drain()
-            reading = asyncio.ensure_future(reader.read(65536))
+                chunk = reading.result()
+                if not chunk:
+                    return
+                buffer += chunk
+                while (decoded := ws.decode_frame(buffer)) is not None:
+                    frame, used = decoded
+                    del buffer[:used]
+                    if frame.opcode == ws.OP_CLOSE:
+                        send(frame.payload[:2], ws.OP_CLOSE)
+                        await writer.drain()
+                        return
+                    if frame.opcode == ws.OP_PONG:
+                        self.pongs += 1
+                    elif frame.opcode == ws.OP_TEXT:
+                        send(b"are you there", ws.OP_PING)  # the client must answer before it reads on
+                        send({"type": "echo", "data": frame.payload.decode(), "pid": self.pid})
+                await writer.drain()
+        finally:
+            self.live.discard(restarting)
+            restart.cancel()
+            if reading is not None:
+                reading.cancel()
+            writer.close()
 
 
 def run_against_demo_server(tmp_path, client):
