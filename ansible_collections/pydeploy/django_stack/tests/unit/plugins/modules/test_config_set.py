@@ -11,8 +11,8 @@ import tempfile
 
 import pytest
 
-from ansible_collections.pydeploy.django_stack.plugins.modules.config_set import (ConfigSet, ConfigSetError, identity_env,
-                                                                              parse_mode, resolve_identity, searchable_by)
+from ansible_collections.pydeploy.django_stack.plugins.modules.config_set import (
+    ConfigSet, ConfigSetError, identity_env, parse_mode, resolve_identity, searchable_by)
 
 USER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name
