@@ -49,7 +49,7 @@ except ImportError:  # pragma: no cover - ansible-core 2.16 to 2.18
 FILE_KEYS = frozenset({"dest", "template", "src", "content", "content_encoding", "owner", "group", "mode", "stage_as",
                        "validate", "state"})
 TOP_KEYS = frozenset({"files", "validate", "validate_always", "validate_fail_on", "stage_with", "purge", "directories",
-                      "stage_root"})
+                      "stage_root", "validate_user", "validate_group"})
 
 
 class ActionModule(ActionBase):

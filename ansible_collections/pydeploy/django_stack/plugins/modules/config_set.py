@@ -144,8 +144,29 @@ options:
         description: Mode (as for files).
         type: raw
         default: "0755"
+  validate_user:
+    description:
+      - Run every validator of the set (O(validate) and O(files[].validate)) as this user (name or number)
+        instead of the module's user (root), with its own group and supplementary groups (as C(initgroups) gives
+        them) and a minimal environment (C(PATH), the locale, C(HOME), C(USER), C(LOGNAME), C($PYDEPLOY_STAGE)).
+        The privileges are dropped in the child before the validator starts (supplementary groups, group, user).
+      - Use it for a validator that runs third-party code, e.g. a release's interpreter importing its
+        packages - give it the user that runs that code anyway (the service's user), never root.
+      - The staging directory is then readable (not writable) by O(validate_group); each staged file keeps the
+        owner, group and mode it gets live, so the validator reads what the service will be able to read
+        (a C(0640) file of the service's group, yes; a C(0600) file of root, no). Every directory above
+        O(stage_root) must be searchable by that user.
+    type: str
+  validate_group:
+    description:
+      - Group the validators run with when O(validate_user) is set (name or number); default - the user's
+        primary group. The user's supplementary groups are kept either way.
+    type: str
   stage_root:
-    description: Where staging directories are made (each run gets its own, mode 0700, removed afterwards).
+    description:
+      - Where staging directories are made (each run gets its own, mode 0700 - or 0750 with the group of
+        O(validate_group) when O(validate_user) is set - removed afterwards). The root itself is mode 0711 -
+        nobody but root can list it.
     type: path
     default: /run/pydeploy/stage
 attributes:
@@ -185,6 +206,17 @@ EXAMPLES = r"""
         mode: "0640"
         validate: [/srv/app/current/venv/bin/python, /usr/local/lib/pydeploy/check_gunicorn_conf.py, "%s"]
   notify: gunicorn reload
+
+- name: The release's Gunicorn checks the configuration as the app user, never as root
+  pydeploy.django_stack.config_set:
+    files:
+      - dest: /etc/gunicorn/app.conf.py
+        template: gunicorn.conf.py.j2
+        group: app
+        mode: "0640"
+    validate: [/srv/app/current/venv/bin/python, /usr/local/lib/pydeploy/check_gunicorn_conf.py, "%{stage}/app.conf.py"]
+    validate_user: app
+    validate_group: app
 
 - name: nginx sites, the whole configuration tested with nginx -t, unmanaged sites removed
   pydeploy.django_stack.config_set:
@@ -254,6 +286,7 @@ import re
 import shlex
 import shutil
 import stat
+import subprocess
 import tempfile
 import uuid
 
@@ -324,6 +357,85 @@ def command(spec, replacements, where):
     return out
 
 
+def resolve_identity(user, group=None):
+    """validate_user/validate_group -> {name, uid, gid, groups, home}: the identity a validator runs as.
+
+    groups are the supplementary groups initgroups(3) would give (the user's groups in the group
+    database, plus gid); a number without a passwd entry gets only gid (and then needs a group)."""
+    text = str(user).strip()
+    if not text:
+        raise ConfigSetError("validate_user is empty")
+    try:
+        entry = pwd.getpwuid(int(text)) if text.isdigit() else pwd.getpwnam(text)
+    except KeyError:
+        entry = None
+        if not text.isdigit():
+            raise ConfigSetError(f"validate_user {text!r} does not exist on the host") from None
+    uid = entry.pw_uid if entry else int(text)
+    if group is not None and str(group).strip():
+        gtext = str(group).strip()
+        if gtext.isdigit():
+            gid = int(gtext)
+        else:
+            try:
+                gid = grp.getgrnam(gtext).gr_gid
+            except KeyError:
+                raise ConfigSetError(f"validate_group {gtext!r} does not exist on the host") from None
+    elif entry is not None:
+        gid = entry.pw_gid
+    else:
+        raise ConfigSetError(f"validate_user {text} has no passwd entry: set validate_group")
+    if uid == 0:
+        raise ConfigSetError("validate_user is root: leave it unset to validate as root")
+    groups = sorted(set(os.getgrouplist(entry.pw_name, gid)) if entry else {gid})
+    return {"name": entry.pw_name if entry else text, "uid": uid, "gid": gid, "groups": groups,
+            "home": entry.pw_dir if entry and entry.pw_dir else "/"}
+
+
+LOCALE_VARS = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES")
+
+
+def identity_env(identity, extra, base=None):
+    """The environment of a validator run as identity: PATH and the locale of base (the module's), the
+    user's HOME/USER/LOGNAME, then extra; nothing else of root's environment reaches it."""
+    base = os.environ if base is None else base
+    env = {"PATH": base.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    env.update({key: base[key] for key in LOCALE_VARS if base.get(key)})
+    env.update(HOME=identity["home"], USER=identity["name"], LOGNAME=identity["name"])
+    env.update(extra)
+    return env
+
+
+def run_as(argv, cwd, env, identity):
+    """Run argv as identity: the child sets its supplementary groups, group, then user, before exec."""
+    try:
+        proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, close_fds=True, check=False, user=identity["uid"],
+                              group=identity["gid"], extra_groups=identity["groups"])
+    except (OSError, subprocess.SubprocessError) as exc:  # not found, not executable: a failed validation
+        return 127, b"", to_text(f"{argv[0]}: {exc}").encode()
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def searchable_by(path, identity):
+    """The first directory of path and its parents the identity cannot search (x), or None."""
+    path = os.path.abspath(path)
+    while True:
+        st = os.stat(path)
+        if st.st_uid == identity["uid"]:
+            ok = st.st_mode & stat.S_IXUSR
+        elif st.st_gid in identity["groups"] or st.st_gid == identity["gid"]:
+            ok = st.st_mode & stat.S_IXGRP
+        else:
+            ok = st.st_mode & stat.S_IXOTH
+        if not ok:
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
 def _safe_relative(path, where):
     norm = os.path.normpath(path)
     if os.path.isabs(norm) or norm == "." or norm.startswith(".."):
@@ -334,8 +446,9 @@ def _safe_relative(path, where):
 class ConfigSet:
     """The logic, with the command runner injected: run(argv, cwd, env) -> (rc, stdout, stderr)."""
 
-    def __init__(self, run, check_mode=False, want_diff=False):
+    def __init__(self, run, check_mode=False, want_diff=False, run_as=run_as):
         self.run = run
+        self.run_as = run_as
         self.check_mode = check_mode
         self.want_diff = want_diff
 
@@ -430,16 +543,40 @@ class ConfigSet:
         return {"data": data, "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}
 
     # -- staging and validation -------------------------------------------------------------------
-    def stage(self, root, planned, stage_with):
-        os.makedirs(root, mode=0o700, exist_ok=True)
-        os.chmod(root, 0o700)
+    @staticmethod
+    def _stage_dirs(stage, path, gid):
+        """Make the directories of path inside stage: 0700, or 0750 of gid (a validate_group reads)."""
+        missing = []
+        while path != stage and not os.path.isdir(path):
+            missing.append(path)
+            path = os.path.dirname(path)
+        for directory in reversed(missing):
+            os.mkdir(directory, 0o700)
+            if gid is not None:
+                os.chown(directory, -1, gid)
+                os.chmod(directory, 0o750)
+
+    def stage(self, root, planned, stage_with, identity=None):
+        # 0711: a validator running as another user reaches its own staging directory by its name
+        # (random), nobody but root lists the root or enters a 0700 staging directory.
+        os.makedirs(root, mode=0o711, exist_ok=True)
+        os.chmod(root, 0o711)
+        gid = identity["gid"] if identity else None
+        if identity:
+            blocked = searchable_by(root, identity)
+            if blocked:
+                raise ConfigSetError(f"validate_user {identity['name']} cannot reach the staging root {root}: "
+                                     f"{blocked} is not searchable by it (set stage_root elsewhere)")
         stage = os.path.join(root, uuid.uuid4().hex)
         os.mkdir(stage, 0o700)
+        if gid is not None:
+            os.chown(stage, -1, gid)
+            os.chmod(stage, 0o750)
         for item in planned:
             if item["state"] != "present":
                 continue
             path = os.path.join(stage, item["stage_as"])
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            self._stage_dirs(stage, os.path.dirname(path), gid)
             with open(path, "wb") as fh:
                 fh.write(item["data"])
             os.chmod(path, item["mode"])
@@ -459,15 +596,18 @@ class ConfigSet:
                 continue
             if os.path.lexists(target):
                 continue  # a file of the set staged there wins over the live copy
-            os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+            self._stage_dirs(stage, os.path.dirname(target), gid)
             if os.path.isdir(src):
                 shutil.copytree(src, target, symlinks=True)
             else:
                 shutil.copy2(src, target)
         return stage
 
-    def _run_validator(self, argv, stage, fail_on, what):
-        rc, out, err = self.run(argv, stage, {"PYDEPLOY_STAGE": stage})
+    def _run_validator(self, argv, stage, fail_on, what, identity=None):
+        if identity:
+            rc, out, err = self.run_as(argv, stage, identity_env(identity, {"PYDEPLOY_STAGE": stage}), identity)
+        else:
+            rc, out, err = self.run(argv, stage, {"PYDEPLOY_STAGE": stage})
         out, err = to_text(out or ""), to_text(err or "")
         matched = None
         if fail_on:
@@ -476,7 +616,9 @@ class ConfigSet:
         if rc != 0 or matched:
             reason = f"exit status {rc}" if rc != 0 else f"its output matched {fail_on!r} ({matched!r})"
             detail = (err.strip() or out.strip())[-3000:]
-            raise ConfigSetError(f"validation failed, nothing went live: {what} ({' '.join(argv)}): {reason}: {detail}",
+            who = f" as {identity['name']}" if identity else ""
+            raise ConfigSetError(f"validation failed, nothing went live: {what} ({' '.join(argv)}){who}: {reason}: "
+                                 f"{detail}",
                                  validator_rc=rc, validator_stdout=out, validator_stderr=err)
         return rc, out, err
 
@@ -514,7 +656,9 @@ class ConfigSet:
                 "before": before.decode("utf-8", "replace"), "after": after.decode("utf-8", "replace")}
 
     def apply(self, files, validate=None, validate_always=False, validate_fail_on=None, stage_with=(),
-              purge=(), directories=(), stage_root="/run/pydeploy/stage"):
+              purge=(), directories=(), stage_root="/run/pydeploy/stage", validate_user=None, validate_group=None):
+        if validate_group and not validate_user:
+            raise ConfigSetError("validate_group needs validate_user")
         planned, dirs, purged = self.plan(files, directories, purge)
         content = [i for i in planned if i["state"] == "present" and i["content_differs"]]
         attrs = [i for i in planned if i["state"] == "present" and not i["content_differs"] and i["attrs_differ"]]
@@ -541,7 +685,9 @@ class ConfigSet:
         stage = None
         try:
             if must_validate:
-                stage = self.stage(stage_root, planned, stage_with)
+                # Resolved only now: in check mode, or with nothing to validate, the user may not exist yet.
+                identity = resolve_identity(validate_user, validate_group) if validate_user else None
+                stage = self.stage(stage_root, planned, stage_with, identity)
                 for item in planned:
                     if item["state"] != "present" or not item.get("validate"):
                         continue
@@ -549,12 +695,12 @@ class ConfigSet:
                         continue
                     argv = command(item["validate"], {"%s": item["staged"], "%{stage}": stage},
                                    f"files[{item['index']}].validate")
-                    rc, out, err = self._run_validator(argv, stage, validate_fail_on, item["dest"])
+                    rc, out, err = self._run_validator(argv, stage, validate_fail_on, item["dest"], identity)
                     result["file_validators"].append({"dest": item["dest"], "cmd": argv, "rc": rc, "stdout": out,
                                                       "stderr": err})
                 if validate is not None:
                     argv = command(validate, {"%{stage}": stage}, "validate")
-                    rc, out, err = self._run_validator(argv, stage, validate_fail_on, "the set")
+                    rc, out, err = self._run_validator(argv, stage, validate_fail_on, "the set", identity)
                     result.update(validator_rc=rc, validator_stdout=out, validator_stderr=err)
                 result["validated"] = True
             self.go_live(dirs, content + attrs, removals, purged)
@@ -610,6 +756,8 @@ def main():
                                         "owner": {"type": "str", "default": "root"},
                                         "group": {"type": "str", "default": "root"},
                                         "mode": {"type": "raw", "default": "0755"}}},
+            "validate_user": {"type": "str"},
+            "validate_group": {"type": "str"},
             "stage_root": {"type": "path", "default": "/run/pydeploy/stage"},
         },
         supports_check_mode=True,
@@ -624,7 +772,8 @@ def main():
         result = worker.apply(params["files"], validate=params["validate"], validate_always=params["validate_always"],
                               validate_fail_on=params["validate_fail_on"], stage_with=params["stage_with"],
                               purge=params["purge"], directories=params["directories"],
-                              stage_root=params["stage_root"])
+                              stage_root=params["stage_root"], validate_user=params["validate_user"],
+                              validate_group=params["validate_group"])
     except ConfigSetError as exc:
         module.fail_json(msg=exc.msg, changed=False, **exc.extra)
     except OSError as exc:

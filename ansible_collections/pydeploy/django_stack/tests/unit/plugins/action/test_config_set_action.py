@@ -3,9 +3,12 @@ templates of the role rendered with the task's variables, role files, content, o
 import json
 import os
 import pathlib
+import pwd
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -120,3 +123,21 @@ def test_bad_file_specs(tmp_path, role):
     assert len(results) == len(BAD_SPECS)
     for result, (spec, message) in zip(results, BAD_SPECS):
         assert result.get("failed") and message in result["msg"], (spec, result)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_validate_user_runs_the_validator_unprivileged(tmp_path, role):
+    """validate_user/validate_group reach the module: the set's validator runs as nobody."""
+    nobody = pwd.getpwnam("nobody")
+    stage_parent = tempfile.mkdtemp(prefix="pydeploy-action-", dir="/tmp")  # tmp_path's parents are 0700
+    os.chmod(stage_parent, 0o711)
+    try:
+        tasks = TASKS.replace('    validate: [grep, -q, "workers = {{ workers }}", "%{stage}/app.conf"]\n',
+                              '    validate: [id, -u]\n    validate_user: nobody\n'
+                              f'    validate_group: "{nobody.pw_gid}"\n')
+        variables = {"out": str(tmp_path / "out"), "stage": f"{stage_parent}/stage", "workers": 3, "tls": False}
+        rc, results = playbook(tmp_path, tasks, variables)
+    finally:
+        shutil.rmtree(stage_parent, ignore_errors=True)
+    assert rc == 0, results
+    assert results[0]["validated"] and results[0]["validator_stdout"].strip() == str(nobody.pw_uid)

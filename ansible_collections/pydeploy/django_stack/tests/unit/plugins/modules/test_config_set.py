@@ -2,13 +2,17 @@
 import base64
 import grp
 import os
+import pathlib
 import pwd
+import shutil
 import stat
 import subprocess
+import tempfile
 
 import pytest
 
-from ansible_collections.pydeploy.django_stack.plugins.modules.config_set import ConfigSet, ConfigSetError, parse_mode
+from ansible_collections.pydeploy.django_stack.plugins.modules.config_set import (
+    ConfigSet, ConfigSetError, identity_env, parse_mode, resolve_identity, searchable_by)
 
 USER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name
@@ -59,7 +63,7 @@ def test_first_run_validates_then_writes_with_mode(live, root):
     assert stat.S_IMODE((live / "a.socket").stat().st_mode) == 0o600
     assert runner.calls[0]["tree"] == ["a.service", "a.socket"]
     assert os.listdir(root) == []  # the staging directory is gone
-    assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(root).st_mode) == 0o711  # searchable, not listable
 
 
 def test_second_run_changes_nothing_and_skips_the_validator(live, root):
@@ -243,3 +247,179 @@ def test_modes(value, mode):
 def test_bad_modes(value):
     with pytest.raises(ConfigSetError):
         parse_mode(value)
+
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges (and chown) needs root")
+
+
+# validate_user: the validators run as an unprivileged user (a release's interpreter imports
+# third-party code): identity, environment, the staging directory it may read, the real drop.
+
+def test_identity_of_a_user_name_and_its_groups():
+    nobody = pwd.getpwnam("nobody")
+    identity = resolve_identity("nobody")
+    assert identity == {"name": "nobody", "uid": nobody.pw_uid, "gid": nobody.pw_gid,
+                        "groups": sorted(set(os.getgrouplist("nobody", nobody.pw_gid))), "home": nobody.pw_dir}
+    assert 0 not in identity["groups"] or nobody.pw_gid == 0
+
+
+def test_identity_by_number_and_with_another_group():
+    nobody = pwd.getpwnam("nobody")
+    other = grp.getgrgid(os.getgid()).gr_name  # any existing group
+    identity = resolve_identity(str(nobody.pw_uid), other)
+    assert identity["name"] == "nobody" and identity["uid"] == nobody.pw_uid
+    assert identity["gid"] == os.getgid() and os.getgid() in identity["groups"]
+    assert resolve_identity("nobody", str(nobody.pw_gid))["gid"] == nobody.pw_gid
+
+
+def test_identity_of_a_number_without_passwd_entry_needs_a_group():
+    free = next(uid for uid in range(64000, 65000) if not _has_uid(uid))
+    with pytest.raises(ConfigSetError, match="set validate_group"):
+        resolve_identity(str(free))
+    identity = resolve_identity(str(free), "12345")
+    assert identity == {"name": str(free), "uid": free, "gid": 12345, "groups": [12345], "home": "/"}
+
+
+def _has_uid(uid):
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("user, group, message", [
+    ("no-such-user-pydeploy", None, "validate_user 'no-such-user-pydeploy' does not exist"),
+    ("nobody", "no-such-group-pydeploy", "validate_group 'no-such-group-pydeploy' does not exist"),
+    ("root", None, "validate_user is root"),
+    ("0", None, "validate_user is root"),
+    ("", None, "empty"),
+])
+def test_bad_identities(user, group, message):
+    with pytest.raises(ConfigSetError) as err:
+        resolve_identity(user, group)
+    assert message in err.value.msg
+
+
+def test_validate_group_alone_is_refused(live, root):
+    with pytest.raises(ConfigSetError, match="validate_group needs validate_user"):
+        ConfigSet(run).apply([f(live / "a.conf", "x\n")], validate=["true"], validate_group="nogroup", stage_root=root)
+
+
+@pytest.fixture(name="open_dir")
+def fixture_open_dir():
+    """A directory every user can search (pytest's tmp_path sits under a 0700 one)."""
+    path = tempfile.mkdtemp(prefix="pydeploy-config-set-", dir="/tmp")
+    os.chmod(path, 0o711)
+    yield pathlib.Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(name="open_root")
+def fixture_open_root(open_dir):
+    return str(open_dir / "stage")
+
+
+def test_environment_of_a_validator_run_as_a_user():
+    identity = {"name": "app", "uid": 1000, "gid": 1000, "groups": [1000], "home": "/srv/app"}
+    base = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "SSH_AUTH_SOCK": "/tmp/agent", "HOME": "/root",
+            "ANSIBLE_SECRET": "x", "SUDO_USER": "admin"}
+    assert identity_env(identity, {"PYDEPLOY_STAGE": "/run/s"}, base) == {
+        "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/srv/app", "USER": "app", "LOGNAME": "app",
+        "PYDEPLOY_STAGE": "/run/s"}
+    assert identity_env(identity, {}, {})["PATH"].startswith("/usr/local/sbin:")
+
+
+def test_the_identity_and_stage_reach_the_runner_in_unit(live, open_root):
+    """Without touching privileges: the module's run_as gets the identity, the other runner nothing."""
+    calls = []
+
+    def fake_run_as(argv, cwd, env, identity):
+        calls.append((argv, cwd, env, identity))
+        return 0, b"ok", b""
+
+    def no_root_run(argv, cwd, env):
+        raise AssertionError(f"ran as root: {argv}")
+
+    result = ConfigSet(no_root_run, run_as=fake_run_as).apply(
+        [f(live / "a.conf", "x\n", validate=["check-file", "%s"])], validate=["check-set", "%{stage}"],
+        validate_user="nobody", stage_root=open_root)
+    assert result["validated"] and [c[0][0] for c in calls] == ["check-file", "check-set"]
+    for argv, cwd, env, identity in calls:
+        assert identity["name"] == "nobody" and env["USER"] == "nobody" and env["PYDEPLOY_STAGE"] == cwd
+        assert argv[-1].startswith(cwd)
+
+
+def test_unreachable_staging_root_is_refused_before_any_validator(live, tmp_path):
+    hidden = tmp_path / "hidden"
+    hidden.mkdir(mode=0o700)
+    os.chmod(hidden, 0o700)
+    runner = Recorder()
+    with pytest.raises(ConfigSetError) as err:
+        ConfigSet(runner, run_as=lambda *a: (0, "", "")).apply(
+            [f(live / "a.conf", "x\n")], validate=["true"], validate_user="nobody",
+            stage_root=str(hidden / "stage"))
+    assert "cannot reach the staging root" in err.value.msg and str(hidden) in err.value.msg
+    assert not (live / "a.conf").exists()
+
+
+@as_root
+def test_searchable_by_checks_owner_group_and_others(open_dir):
+    nobody = resolve_identity("nobody")
+    top = open_dir / "top"
+    top.mkdir()
+    for mode, owner_gid, expected in ((0o711, None, None), (0o710, None, "top"), (0o710, nobody["gid"], None),
+                                      (0o700, nobody["gid"], "top")):
+        os.chmod(top, mode)
+        if owner_gid is not None:
+            os.chown(top, -1, owner_gid)
+        blocked = searchable_by(str(top), nobody)
+        assert (blocked and os.path.basename(blocked)) == expected or blocked is None and expected is None, mode
+
+
+@as_root
+def test_validator_runs_as_the_user_with_its_groups_only(live, open_root):
+    nobody = resolve_identity("nobody")
+    result = ConfigSet(run).apply(
+        [f(live / "a.conf", "x\n", validate=["id", "-u"])],
+        validate=["sh", "-c", 'echo "$(id -u) $(id -g) $(id -G) $HOME $USER"; test -z "${SUDO_USER-}"'],
+        validate_user="nobody", stage_root=open_root)
+    assert result["validated"]
+    assert result["file_validators"][0]["stdout"].strip() == str(nobody["uid"])
+    uid, gid, *rest = result["validator_stdout"].split()
+    assert (int(uid), int(gid)) == (nobody["uid"], nobody["gid"])
+    assert sorted(int(g) for g in rest[:-2]) == nobody["groups"]  # root's group 0 is not kept
+    assert rest[-2:] == [nobody["home"], "nobody"]
+
+
+@as_root
+def test_validator_reads_what_its_group_may_read_and_nothing_else(live, open_root):
+    nobody = resolve_identity("nobody")
+    group = grp.getgrgid(nobody["gid"]).gr_name
+    readable = {"dest": str(live / "app.conf"), "content": "ok\n", "owner": "root", "group": group, "mode": "0640",
+                "stage_as": "sub/app.conf"}
+    result = ConfigSet(run).apply([readable], validate=["cat", "%{stage}/sub/app.conf"], validate_user="nobody",
+                                  stage_root=open_root)
+    assert result["validated"] and result["validator_stdout"] == "ok\n"
+    assert stat.S_IMODE(os.stat(open_root).st_mode) == 0o711
+
+    secret = {"dest": str(live / "secret.conf"), "content": "s3cret\n", "owner": "root", "group": "root", "mode": "0600"}
+    with pytest.raises(ConfigSetError) as err:
+        ConfigSet(run).apply([secret], validate=["cat", "%{stage}/secret.conf"], validate_user="nobody",
+                             stage_root=open_root)
+    assert "Permission denied" in err.value.msg and "as nobody" in err.value.msg
+    assert not (live / "secret.conf").exists()
+
+    # Read, not write: the validator cannot change what it checks, nor leave files in the stage.
+    with pytest.raises(ConfigSetError):
+        ConfigSet(run).apply([dict(readable, content="changed\n")], validate=["sh", "-c", "echo x > planted"],
+                             validate_user="nobody", stage_root=open_root)
+    assert (live / "app.conf").read_text() == "ok\n" and os.listdir(open_root) == []
+
+
+@as_root
+def test_validator_missing_executable_fails_the_validation(live, open_root):
+    with pytest.raises(ConfigSetError, match="nothing went live") as err:
+        ConfigSet(run).apply([f(live / "a.conf", "x\n")], validate=["/nonexistent/python", "--check"],
+                             validate_user="nobody", stage_root=open_root)
+    assert err.value.extra["validator_rc"] == 127 and not (live / "a.conf").exists()
