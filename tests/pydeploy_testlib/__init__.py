@@ -85,9 +85,26 @@ def journal_cursor(host, unit=None):
     return out.strip().rpartition("-- cursor: ")[2]
 
 
-def journal_lines(host, cursor, unit=None, grep=None):
-    """Messages after the cursor (of one unit, or all), optionally only those containing `grep`."""
+def journal_lines(host, cursor, unit=None, grep=None, identifier=None):
+    """Messages after the cursor (of one unit, or all), optionally only those containing `grep`.
+
+    `identifier` keeps the messages logged under that syslog identifier (`logger -t`). It is
+    filtered here, not by a journalctl match: systemd 252's journalctl prints nothing for
+    `-t X --after-cursor=C` when the entry at C is not one of X's (a cursor of the whole journal).
+    """
     unit_arg = f"-u {shlex.quote(unit)} " if unit else ""
+    if identifier is not None:
+        out = host.run(f"journalctl {unit_arg}--after-cursor={shlex.quote(cursor)} --no-pager -o json").stdout
+        lines = []
+        for line in out.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            message = entry.get("MESSAGE")
+            if entry.get("SYSLOG_IDENTIFIER") == identifier and isinstance(message, str):
+                lines.append(message)
+        return [line for line in lines if grep is None or grep in line]
     cmd = f"journalctl {unit_arg}--after-cursor={shlex.quote(cursor)} --no-pager -o cat"
     if grep is not None:
         cmd += f" | grep -F -- {shlex.quote(grep)}"

@@ -128,9 +128,9 @@ def test_renewal_by_the_timer_unit_replaces_the_served_certificate_under_load(we
     wait_for(lambda: served_serial(web, "shop.test") != old, 30, "the renewed certificate")
     ok, out = verifies_against(web, "shop.test", pebble_root(web, acme))
     assert ok, out[-2000:]
-    # The hook logs under its own identifier (logger -t), which `-o cat` does not print: select by it.
-    hook_cmd = f"journalctl -t {HOOK_TAG} --after-cursor={shlex.quote(cursor)} --no-pager -o cat"
-    wait_for(lambda: "nginx -t passed, reloading" in web.run(hook_cmd).stdout, 30, "the deploy hook's journal line")
+    # The hook logs under its own identifier (logger -t): its line, after the cursor taken before the renewal.
+    wait_for(lambda: journal_lines(web, cursor, identifier=HOOK_TAG, grep="nginx -t passed, reloading"), 30,
+             "the deploy hook's journal line")
     assert web.service("nginx").is_running
 
 

@@ -12,32 +12,13 @@ description:
   - The same inspection the action C(python_app_source) does on the controller for a path source, for a
     tree exported on the host (git source). Fails with a message naming the variable to set.
 version_added: 0.2.0
+extends_documentation_fragment:
+  - pydeploy.django_stack.python_app_project
 options:
   path:
     description: The exported source tree.
     type: path
     required: true
-  requirements_file:
-    description: The requirements file (relative), empty to find it, C(none) for no file.
-    type: str
-    default: ""
-  django_root:
-    description: Directory of C(manage.py) (relative), empty to find it.
-    type: str
-    default: ""
-  settings_module:
-    description: The project's settings module, empty to find it.
-    type: str
-    default: ""
-  django:
-    description: The source is a Django project.
-    type: bool
-    default: true
-  server_packages:
-    description: The app server's requirement strings.
-    type: list
-    elements: str
-    default: []
   min_versions:
     description: Lowest version of each server package.
     type: dict

@@ -23,6 +23,8 @@ description:
     older pin or an excluding range fails, naming the variable to change.
   - With O(pack), writes the release tarball (owner root, modes 0644/0755, O(extra_dir) added under O(extra_prefix)).
   - Fails with a message naming the role variable to set when something cannot be found.
+extends_documentation_fragment:
+  - pydeploy.django_stack.python_app_project
 options:
   path:
     description: The project's directory on the controller; empty returns the layout from the overrides only.
@@ -49,27 +51,6 @@ options:
     description: More input of the release id (packages, interpreter, installer).
     type: str
     default: ""
-  requirements_file:
-    description: The requirements file (relative), empty to find it, C(none) for no file.
-    type: str
-    default: ""
-  django_root:
-    description: Directory of C(manage.py) (relative), empty to find it.
-    type: str
-    default: ""
-  settings_module:
-    description: The project's settings module, empty to find it.
-    type: str
-    default: ""
-  django:
-    description: The source is a Django project.
-    type: bool
-    default: true
-  server_packages:
-    description: The app server's requirement strings.
-    type: list
-    elements: str
-    default: []
   min_versions:
     description: Lowest version of each server package (distribution name to version).
     type: dict
