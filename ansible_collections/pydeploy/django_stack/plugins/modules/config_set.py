@@ -195,7 +195,7 @@ EXAMPLES = r"""
   register: units
   notify: app units changed
 
-- name: gunicorn.conf.py, checked by Gunicorn's own validators
+- name: gunicorn.conf.py, checked by the release's Gunicorn as the app user, never as root
   pydeploy.django_stack.config_set:
     directories:
       - path: /etc/gunicorn
@@ -205,18 +205,9 @@ EXAMPLES = r"""
         group: app
         mode: "0640"
         validate: [/srv/app/current/venv/bin/python, /usr/local/lib/pydeploy/check_gunicorn_conf.py, "%s"]
-  notify: gunicorn reload
-
-- name: The release's Gunicorn checks the configuration as the app user, never as root
-  pydeploy.django_stack.config_set:
-    files:
-      - dest: /etc/gunicorn/app.conf.py
-        template: gunicorn.conf.py.j2
-        group: app
-        mode: "0640"
-    validate: [/srv/app/current/venv/bin/python, /usr/local/lib/pydeploy/check_gunicorn_conf.py, "%{stage}/app.conf.py"]
     validate_user: app
     validate_group: app
+  notify: gunicorn reload
 
 - name: nginx sites, the whole configuration tested with nginx -t, unmanaged sites removed
   pydeploy.django_stack.config_set:
