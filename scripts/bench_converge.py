@@ -6,9 +6,10 @@
 For each layout, `runs` times, on fresh containers built from the local Debian image:
   cold     site.yml on new containers (image, apt and pip caches present)
   no-op    site.yml again (nothing to change; must report changed=0)
-  deploy   deploy.yml with a new release of the demo (its VERSION bumped); in the three-tier
-           layout under a bounded load through nginx on the web host's loopback, whose failed
-           requests are reported
+  deploy   deploy.yml with a new release of the demo (its VERSION bumped), under a bounded load
+           through nginx on the web host's loopback: its failed requests are reported, and its p99
+           latency against the p99 of the same load for STEADY_S seconds just before the deploy
+           (the ratio of one run, on the same containers)
 Each row: wall time, task results (ok+changed+skipped+failed+rescued+ignored summed over hosts,
 from the play recap) and changed count. With --ssh the no-op converge of the single box is also
 measured over SSH (sshd in the container, published on 127.0.0.1 only) with and without
@@ -121,12 +122,21 @@ def bump(source, version):
     (source / "VERSION").write_text(f"{version}\n")
 
 
-def load_start(web):
+STEADY_S = 20
+LOAD = ("python3 /usr/local/bin/pydeploy-loadgen.py --url https://127.0.0.1 --path /health/ --concurrency 4 "
+        "--requests 200000")
+
+
+def load_steady(web):
+    """The same load as during the deploy, for STEADY_S seconds with nothing else running: the baseline."""
     tools = ROOT / "tests/tools/loadgen.py"
     sh("docker", "cp", str(tools), f"{web}:/usr/local/bin/pydeploy-loadgen.py", capture=True)
-    cmd = ("nohup python3 /usr/local/bin/pydeploy-loadgen.py --url https://127.0.0.1 --path /health/ "
-           "--concurrency 4 --duration 600 --requests 200000 --stop-file /tmp/bench.stop "
-           "> /tmp/bench-load.json 2>/tmp/bench-load.err < /dev/null &")
+    out = sh("docker", "exec", web, "bash", "-c", f"{LOAD} --duration {STEADY_S}", capture=True, check=False).stdout
+    return json.loads(out) if out.strip().startswith("{") else {}
+
+
+def load_start(web):
+    cmd = f"nohup {LOAD} --duration 600 --stop-file /tmp/bench.stop > /tmp/bench-load.json 2>/tmp/bench-load.err < /dev/null &"
     sh("docker", "exec", web, "bash", "-c", f"rm -f /tmp/bench.stop /tmp/bench-load.json; {cmd}")
 
 
@@ -158,12 +168,16 @@ def run_layout(layout, runs, workdir, rows, ssh=False):
             print(f"{layout} run {run} {step}: {result}", flush=True)
         bump(source, f"1.0.{run}-bench")
         web = f"{PREFIX}-{layout}-{'web' if layout == 'three' else 'box'}"
+        steady = load_steady(web)
         load_start(web)
         try:
             result = playbook("deploy", inv, env)
         finally:
             load = load_stop(web)
-        note = f"load: {load.get('sent', '?')} sent, {load.get('failed', '?')} failed"
+        ratio = (load["p99_ms"] / steady["p99_ms"]) if load.get("p99_ms") and steady.get("p99_ms") else None
+        result["p99_ratio"] = ratio
+        note = (f"load: {load.get('sent', '?')} sent, {load.get('failed', '?')} failed; p99 {load.get('p99_ms', '?')} ms"
+                f" vs steady {steady.get('p99_ms', '?')} ms" + (f" = {ratio:.1f}x" if ratio else ""))
         rows.append({"layout": layout, "run": run, "step": "deploy.yml (new release)", "note": note, **result})
         print(f"{layout} run {run} deploy: {result} {note}", flush=True)
     return names
@@ -203,7 +217,10 @@ def table(rows):
     for layout, step in seen:
         group = [r for r in rows if (r["layout"], r["step"]) == (layout, step)]
         walls = [r["wall"] for r in group]
-        notes = "; ".join(r["note"] for r in group if r.get("note"))
+        notes = " / ".join(r["note"] for r in group if r.get("note"))
+        ratios = [r["p99_ratio"] for r in group if r.get("p99_ratio")]
+        if ratios:
+            notes += f" (p99 during / steady, median {statistics.median(ratios):.1f}x)"
         out.append(f"| {layout} | {step} | {len(group)} | {statistics.median(walls):.0f} | {min(walls):.0f} | "
                    f"{max(walls):.0f} | {group[-1]['tasks']} | {'/'.join(str(r['changed']) for r in group)} | {notes} |")
     return "\n".join(out)

@@ -2,9 +2,10 @@
 # Prepare this machine for the demo and the tests; safe to run again (it skips what is done).
 #   - a Docker engine that answers (Debian's docker.io installed and dockerd started if none)
 #   - .venv with the development and test tooling pinned in requirements-dev.txt (which includes
-#     requirements.txt, what running the playbooks needs)
+#     requirements.txt, what running the playbooks needs); PYDEPLOY_PREPARE_FOR=run: that only
 #   - the collection built and installed into .cache/collections (as a user would install it)
-#   - the Debian test images (built from Debian's packages when they cannot be pulled)
+#   - the Debian test images (built from Debian's packages when they cannot be pulled), made
+#     while the venv installs
 #   - package caches shared by every test container
 # Environment: PYDEPLOY_DEBIAN_RELEASES (default "12"), and see scripts/build-image.sh.
 set -euo pipefail
@@ -31,13 +32,23 @@ ensure_docker() {
   die "dockerd did not answer within 60 s (see /var/log/pydeploy-dockerd.log)"
 }
 
+# PYDEPLOY_PREPARE_FOR=run (scripts/demo.sh) installs requirements.txt only, what running the
+# playbooks needs; the default, dev, adds the test and lint tooling of requirements-dev.txt (a venv
+# made for run is completed in place the first time the tests need it).
 ensure_venv() {
-  local stamp="$PYDEPLOY_VENV/.requirements.sha256" want
-  want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
-  if [ -x "$PYDEPLOY_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
-  say "creating $PYDEPLOY_VENV from requirements-dev.txt"
-  python3 -m venv "$PYDEPLOY_VENV"
-  "$PYDEPLOY_VENV/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 \
+  local stamp="$PYDEPLOY_VENV/.requirements.sha256" want_dev want_run have file want
+  want_dev=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+  want_run=run-$(sha256sum <requirements.txt | cut -d' ' -f1)
+  have=$(cat "$stamp" 2>/dev/null || true)
+  if [ -x "$PYDEPLOY_VENV/bin/python" ]; then
+    [ "$have" = "$want_dev" ] && return
+    [ "${PYDEPLOY_PREPARE_FOR:-dev}" = run ] && [ "$have" = "$want_run" ] && return
+  fi
+  file=requirements-dev.txt want=$want_dev
+  [ "${PYDEPLOY_PREPARE_FOR:-dev}" = run ] && file=requirements.txt want=$want_run
+  say "installing $file into $PYDEPLOY_VENV"
+  [ -x "$PYDEPLOY_VENV/bin/python" ] || python3 -m venv "$PYDEPLOY_VENV"
+  "$PYDEPLOY_VENV/bin/pip" install -q --disable-pip-version-check -r "$file" 2>&1 \
     | { grep -v "^WARNING: Location" || true; }
   echo "$want" >"$stamp"
 }
@@ -61,6 +72,15 @@ ensure_images() {
 }
 
 ensure_docker
+# The image build (debootstrap, when the image is missing) and the venv install both wait on the
+# network most of the time: they run side by side.
+images_log=$(mktemp)
+ensure_images >"$images_log" 2>&1 &
+images_pid=$!
 ensure_venv
 install_collection
-ensure_images
+images_rc=0
+wait "$images_pid" || images_rc=$?
+cat "$images_log" >&2
+rm -f "$images_log"
+[ "$images_rc" = 0 ] || die "the Debian test image could not be made (output above)"
