@@ -6,7 +6,9 @@
 For each layout, `runs` times, on fresh containers built from the local Debian image:
   cold     site.yml on new containers (image, apt and pip caches present)
   no-op    site.yml again (nothing to change; must report changed=0)
-  deploy   deploy.yml with a new release of the demo (its VERSION bumped), under a bounded load
+  deploy   deploy.yml with a new release of the demo (its VERSION bumped), with no other load
+  deploy under load
+           deploy.yml with the next release, under a bounded load
            through nginx on the web host's loopback: its failed requests are reported, and its p99
            latency against the p99 of the same load for STEADY_S seconds just before the deploy
            (the ratio of one run, on the same containers)
@@ -166,7 +168,11 @@ def run_layout(layout, runs, workdir, rows, ssh=False):
             result = playbook("site", inv, env)
             rows.append({"layout": layout, "run": run, "step": f"site.yml {step}", **result})
             print(f"{layout} run {run} {step}: {result}", flush=True)
-        bump(source, f"1.0.{run}-bench")
+        bump(source, f"1.{run}.0-bench")
+        result = playbook("deploy", inv, env)
+        rows.append({"layout": layout, "run": run, "step": "deploy.yml (new release)", **result})
+        print(f"{layout} run {run} deploy: {result}", flush=True)
+        bump(source, f"1.{run}.1-bench")
         web = f"{PREFIX}-{layout}-{'web' if layout == 'three' else 'box'}"
         steady = load_steady(web)
         load_start(web)
@@ -178,8 +184,8 @@ def run_layout(layout, runs, workdir, rows, ssh=False):
         result["p99_ratio"] = ratio
         note = (f"load: {load.get('sent', '?')} sent, {load.get('failed', '?')} failed; p99 {load.get('p99_ms', '?')} ms"
                 f" vs steady {steady.get('p99_ms', '?')} ms" + (f" = {ratio:.1f}x" if ratio else ""))
-        rows.append({"layout": layout, "run": run, "step": "deploy.yml (new release)", "note": note, **result})
-        print(f"{layout} run {run} deploy: {result} {note}", flush=True)
+        rows.append({"layout": layout, "run": run, "step": "deploy.yml (new release) under load", "note": note, **result})
+        print(f"{layout} run {run} deploy under load: {result} {note}", flush=True)
     return names
 
 

@@ -92,9 +92,12 @@ YAML
   say "step 3/4: ansible-playbook pydeploy.django_stack.site (PostgreSQL, app, static, nginx)"
   ansible-playbook -i "$state/inventory.yml" pydeploy.django_stack.site
 
-  say "step 4/4: waiting for /health/ through nginx (https://127.0.0.1:$https_port/health/)"
+  # By name, not by address: nginx's catch-all server refuses a TLS handshake that names no site
+  # (a client connecting to an IP address sends no server name).
+  say "step 4/4: waiting for /health/ through nginx (https://localhost:$https_port/health/)"
   for _ in $(seq 60); do
-    if curl -fsSk "https://127.0.0.1:$https_port/health/" >"$state/health.json" 2>/dev/null; then
+    if curl -fsSk --resolve "localhost:$https_port:127.0.0.1" "https://localhost:$https_port/health/" \
+      >"$state/health.json" 2>/dev/null; then
       echo
       echo "The stack is up: $(cat "$state/health.json")"
       echo "  page:       https://localhost:$https_port/   (self-signed certificate: curl -k, or accept it once)"
