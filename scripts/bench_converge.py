@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Converge benchmark (issue 13): how long the collection's playbooks take, not how fast the app serves.
 
-    scripts/bench_converge.sh [--layouts single,three] [--runs 3] [--ssh] [--keep]
+    scripts/bench_converge.sh [--layouts single,three] [--runs 3] [--ssh] [--keep] [--controller-nice N]
 
 For each layout, `runs` times, on fresh containers built from the local Debian image:
   cold     site.yml on new containers (image, apt and pip caches present)
@@ -108,6 +108,8 @@ def inventory(layout, workdir, source, conn="docker", ssh_port=None):
 
 def playbook(name, inv, env=None, extra=()):
     cmd = [shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(inv), f"pydeploy.django_stack.{name}", *extra]
+    if CONTROLLER_NICE:
+        cmd = ["nice", "-n", str(CONTROLLER_NICE), *cmd]
     start = time.monotonic()
     proc = subprocess.run(cmd, text=True, capture_output=True, env={**os.environ, **(env or {})}, cwd=ROOT)
     wall = time.monotonic() - start
@@ -125,6 +127,7 @@ def bump(source, version):
 
 
 STEADY_S = 20
+CONTROLLER_NICE = 0  # --controller-nice
 LOAD = ("python3 /usr/local/bin/pydeploy-loadgen.py --url https://127.0.0.1 --path /health/ --concurrency 4 "
         "--requests 200000")
 
@@ -238,7 +241,13 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ssh", action="store_true")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--controller-nice", type=int, default=0, choices=range(0, 20), metavar="0-19",
+                        help="run ansible-playbook at this nice level: on this one machine the controller shares the "
+                             "CPUs with the hosts it deploys to, where a real one does not (the modules on the hosts "
+                             "are started by the container runtime and keep the normal priority)")
     args = parser.parse_args()
+    global CONTROLLER_NICE  # pylint: disable=global-statement
+    CONTROLLER_NICE = args.controller_nice
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="pydeploy-bench-converge-"))
     rows, names = [], []
     started = time.monotonic()
@@ -250,7 +259,8 @@ def main():
     finally:
         report = (f"Converge benchmark {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
                   f"Debian {RELEASE} containers, docker connection unless noted, load average at the end "
-                  f"{open('/proc/loadavg').read().split()[:3]}, total {(time.monotonic() - started) / 60:.0f} min\n\n"
+                  f"{open('/proc/loadavg').read().split()[:3]}, total {(time.monotonic() - started) / 60:.0f} min"
+                  + (f", ansible-playbook at nice {CONTROLLER_NICE}" if CONTROLLER_NICE else "") + "\n\n"
                   + table(rows) + "\n")
         print("\n" + report)
         reports = ROOT / ".cache/bench-reports"

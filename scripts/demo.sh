@@ -8,16 +8,18 @@
 # The three-tier layout (web, app1, app2, db) is the Molecule scenario `stack`
 # (scripts/test.sh stack); the same site.yml converges both.
 # Environment: PYDEPLOY_DEMO_HTTP_PORT (8080) and PYDEPLOY_DEMO_HTTPS_PORT (8443), published on
-#              127.0.0.1 only; PYDEPLOY_DEBIAN (12 or 13, default 12).
+#              127.0.0.1 only; PYDEPLOY_DEBIAN (12 or 13, default 12); PYDEPLOY_DEMO_NAME, the
+#              container's name (pydeploy-demo; another name keeps its state in .cache/demo-NAME,
+#              so that a second demo, e.g. the test suite's, leaves yours alone).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PYDEPLOY_ROOT"
 
-name=pydeploy-demo
+name=${PYDEPLOY_DEMO_NAME:-pydeploy-demo}
 http_port=${PYDEPLOY_DEMO_HTTP_PORT:-8080}
 https_port=${PYDEPLOY_DEMO_HTTPS_PORT:-8443}
 release=${PYDEPLOY_DEBIAN:-12}
-state=$PYDEPLOY_ROOT/.cache/demo
+state=$PYDEPLOY_ROOT/.cache/demo${PYDEPLOY_DEMO_NAME:+-$PYDEPLOY_DEMO_NAME}
 
 down() {
   say "removing the demo container"

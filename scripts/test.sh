@@ -112,6 +112,10 @@ if [ "$static" -eq 1 ]; then
   step "matrix (ansible-core 2.16)" env PYDEPLOY_MATRIX_CONTROLLER_K="good_inputs or test_tags or validate_vars_plugin" \
     scripts/matrix.sh 2.16.19
 fi
+# The Quick start as a user runs it (a container of its own, beside the scenarios): on a full run only.
+if [ "$scenarios" -eq 1 ] && [ $# -eq 0 ]; then
+  step "demo (up, WebSocket, down)" scripts/test_demo.sh
+fi
 
 # ---- results -----------------------------------------------------------------------------------
 [ -z "$pool_pid" ] || wait "$pool_pid"

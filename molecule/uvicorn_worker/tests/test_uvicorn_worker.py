@@ -348,8 +348,10 @@ def test_worker_recycling_under_load_through_nginx_drops_nothing(host, mode, rec
           f"{len(load['tally'])} pids served")
     assert load["failed"] == 0 and load["statuses"] == {"200": total}, load
     assert sum(load["tally"].values()) == total
-    # Workers really were recycled, each at its own limit within max_requests + jitter.
-    assert len(limits) >= 5 and all(40 <= n <= 50 for n in limits), limits
+    # Workers really were recycled, each at its own limit within max_requests + jitter: every first
+    # worker and at least one of their replacements. How many generations a bounded run sees depends
+    # on the machine's speed (a fast run of 1500 requests saw 4 in 2.2 s, a loaded one 5 or more).
+    assert len(limits) >= WORKERS + 1 and all(40 <= n <= 50 for n in limits), limits
     # Replacement workers served requests too. How many of them get to serve within the run depends
     # on how fast the old ones drain their keep-alive connections on a busy machine: at least one.
     assert len(load["tally"]) >= WORKERS + 1, load["tally"]
