@@ -108,8 +108,6 @@ def inventory(layout, workdir, source, conn="docker", ssh_port=None):
 
 def playbook(name, inv, env=None, extra=()):
     cmd = [shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(inv), f"pydeploy.django_stack.{name}", *extra]
-    if CONTROLLER_NICE:
-        cmd = ["nice", "-n", str(CONTROLLER_NICE), *cmd]
     start = time.monotonic()
     proc = subprocess.run(cmd, text=True, capture_output=True, env={**os.environ, **(env or {})}, cwd=ROOT)
     wall = time.monotonic() - start
@@ -127,15 +125,14 @@ def bump(source, version):
 
 
 STEADY_S = 20
-CONTROLLER_NICE = 0  # --controller-nice
 LOAD = ("python3 /usr/local/bin/pydeploy-loadgen.py --url https://127.0.0.1 --path /health/ --concurrency 4 "
         "--requests 200000")
 
 
 def load_steady(web):
-    """The same load as during the deploy, for STEADY_S seconds with nothing else running: the baseline."""
-    tools = ROOT / "tests/tools/loadgen.py"
-    sh("docker", "cp", str(tools), f"{web}:/usr/local/bin/pydeploy-loadgen.py", capture=True)
+    """The same load as during the deploy, for STEADY_S seconds with nothing else running: the baseline.
+    Puts the load generator on the web host for load_start too."""
+    sh("docker", "cp", str(ROOT / "tests/tools/loadgen.py"), f"{web}:/usr/local/bin/pydeploy-loadgen.py", capture=True)
     out = sh("docker", "exec", web, "bash", "-c", f"{LOAD} --duration {STEADY_S}", capture=True, check=False).stdout
     return json.loads(out) if out.strip().startswith("{") else {}
 
@@ -246,8 +243,9 @@ def main():
                              "CPUs with the hosts it deploys to, where a real one does not (the modules on the hosts "
                              "are started by the container runtime and keep the normal priority)")
     args = parser.parse_args()
-    global CONTROLLER_NICE  # pylint: disable=global-statement
-    CONTROLLER_NICE = args.controller_nice
+    # Inherited by ansible-playbook and the docker CLI; the modules on the hosts, started by the
+    # container runtime, keep the normal priority.
+    os.nice(args.controller_nice)
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="pydeploy-bench-converge-"))
     rows, names = [], []
     started = time.monotonic()
@@ -260,7 +258,7 @@ def main():
         report = (f"Converge benchmark {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
                   f"Debian {RELEASE} containers, docker connection unless noted, load average at the end "
                   f"{open('/proc/loadavg').read().split()[:3]}, total {(time.monotonic() - started) / 60:.0f} min"
-                  + (f", ansible-playbook at nice {CONTROLLER_NICE}" if CONTROLLER_NICE else "") + "\n\n"
+                  + (f", ansible-playbook at nice {args.controller_nice}" if args.controller_nice else "") + "\n\n"
                   + table(rows) + "\n")
         print("\n" + report)
         reports = ROOT / ".cache/bench-reports"

@@ -36,16 +36,15 @@ ensure_docker() {
 # playbooks needs; the default, dev, adds the test and lint tooling of requirements-dev.txt (a venv
 # made for run is completed in place the first time the tests need it).
 ensure_venv() {
-  local stamp="$PYDEPLOY_VENV/.requirements.sha256" want_dev want_run have file want
+  local stamp="$PYDEPLOY_VENV/.requirements.sha256" want_dev have file=requirements-dev.txt want
   want_dev=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
-  want_run=run-$(sha256sum <requirements.txt | cut -d' ' -f1)
-  have=$(cat "$stamp" 2>/dev/null || true)
-  if [ -x "$PYDEPLOY_VENV/bin/python" ]; then
-    [ "$have" = "$want_dev" ] && return
-    [ "${PYDEPLOY_PREPARE_FOR:-dev}" = run ] && [ "$have" = "$want_run" ] && return
+  want=$want_dev
+  if [ "${PYDEPLOY_PREPARE_FOR:-dev}" = run ]; then
+    file=requirements.txt want=run-$(sha256sum <requirements.txt | cut -d' ' -f1)
   fi
-  file=requirements-dev.txt want=$want_dev
-  [ "${PYDEPLOY_PREPARE_FOR:-dev}" = run ] && file=requirements.txt want=$want_run
+  have=$(cat "$stamp" 2>/dev/null || true)
+  # A venv with the dev tooling serves a run too.
+  if [ -x "$PYDEPLOY_VENV/bin/python" ] && { [ "$have" = "$want" ] || [ "$have" = "$want_dev" ]; }; then return; fi
   say "installing $file into $PYDEPLOY_VENV"
   [ -x "$PYDEPLOY_VENV/bin/python" ] || python3 -m venv "$PYDEPLOY_VENV"
   "$PYDEPLOY_VENV/bin/pip" install -q --disable-pip-version-check -r "$file" 2>&1 \
