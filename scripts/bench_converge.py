@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Converge benchmark (issue 13): how long the collection's playbooks take, not how fast the app serves.
 
-    scripts/bench_converge.sh [--layouts single,three] [--runs 3] [--ssh] [--keep] [--controller-nice N]
+    scripts/bench_converge.sh [--layouts single,three] [--runs 3] [--ssh] [--keep] [--controller-nice N] [--timeline]
 
 For each layout, `runs` times, on fresh containers built from the local Debian image:
   cold     site.yml on new containers (image, apt and pip caches present)
@@ -15,10 +15,14 @@ For each layout, `runs` times, on fresh containers built from the local Debian i
 Each row: wall time, task results (ok+changed+skipped+failed+rescued+ignored summed over hosts,
 from the play recap) and changed count. With --ssh the no-op converge of the single box is also
 measured over SSH (sshd in the container, published on 127.0.0.1 only) with and without
-pipelining and ControlPersist: the figures of README "Running it fast".
+pipelining and ControlPersist: the figures of README "Running it fast". With --timeline the load
+generator records every response and the deploy under load runs with profile_tasks: a second
+table shows which deploy steps the slow requests (over twice the steady p99) fell in.
 Prints a markdown table and keeps it under .cache/bench-reports/. Reports; never asserts on time.
 """
 import argparse
+import bisect
+import datetime
 import json
 import os
 import pathlib
@@ -106,10 +110,13 @@ def inventory(layout, workdir, source, conn="docker", ssh_port=None):
     return path
 
 
-def playbook(name, inv, env=None, extra=()):
+def playbook(name, inv, env=None, extra=(), output=None):
+    """Run one of the collection's playbooks; with output (a list), append its stdout there."""
     cmd = [shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(inv), f"pydeploy.django_stack.{name}", *extra]
     start = time.monotonic()
     proc = subprocess.run(cmd, text=True, capture_output=True, env={**os.environ, **(env or {})}, cwd=ROOT)
+    if output is not None:
+        output.append(proc.stdout)
     wall = time.monotonic() - start
     recap = RECAP.findall(proc.stdout)
     tasks = sum(int(ok) + int(sk) + int(fa) + int(re_) + int(ig) for _, ok, _, _, fa, sk, re_, ig in recap)
@@ -129,17 +136,67 @@ LOAD = ("python3 /usr/local/bin/pydeploy-loadgen.py --url https://127.0.0.1 --pa
         "--requests 200000")
 
 
-def load_steady(web):
+def load_steady(web, timeline=False):
     """The same load as during the deploy, for STEADY_S seconds with nothing else running: the baseline.
     Puts the load generator on the web host for load_start too."""
     sh("docker", "cp", str(ROOT / "tests/tools/loadgen.py"), f"{web}:/usr/local/bin/pydeploy-loadgen.py", capture=True)
-    out = sh("docker", "exec", web, "bash", "-c", f"{LOAD} --duration {STEADY_S}", capture=True, check=False).stdout
+    record = " --timeline /tmp/bench-steady.tl" if timeline else ""
+    out = sh("docker", "exec", web, "bash", "-c", f"{LOAD} --duration {STEADY_S}{record}", capture=True, check=False).stdout
     return json.loads(out) if out.strip().startswith("{") else {}
 
 
-def load_start(web):
-    cmd = f"nohup {LOAD} --duration 600 --stop-file /tmp/bench.stop > /tmp/bench-load.json 2>/tmp/bench-load.err < /dev/null &"
+def load_start(web, timeline=False):
+    record = " --timeline /tmp/bench-deploy.tl" if timeline else ""
+    cmd = (f"nohup {LOAD} --duration 600 --stop-file /tmp/bench.stop{record} > /tmp/bench-load.json "
+           "2>/tmp/bench-load.err < /dev/null &")
     sh("docker", "exec", web, "bash", "-c", f"rm -f /tmp/bench.stop /tmp/bench-load.json; {cmd}")
+
+
+def read_timeline(web, name):
+    """[(end, latency_ms)] of the load generator's --timeline file /tmp/bench-NAME.tl on the web host."""
+    out = sh("docker", "exec", web, "cat", f"/tmp/bench-{name}.tl", check=False, capture=True).stdout
+    return [(float(end), float(ms)) for end, ms in (line.split() for line in out.splitlines() if line.strip())]
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p * len(values)))] if values else 0.0
+
+
+TASK = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(.*)\]")
+STAMP = re.compile(r"(\d{1,2}) (\w+) (\d{4})\s+(\d\d:\d\d:\d\d) ([+-]\d{4})")
+
+
+def task_starts(stdout):
+    """[(epoch second, task name)] from ansible.posix.profile_tasks output (each task header is followed
+    by a line with the local time it started and its UTC offset)."""
+    lines, starts = stdout.splitlines(), []
+    for line, following in zip(lines, lines[1:]):
+        task, stamp = TASK.match(line), STAMP.search(following)
+        if task and stamp:
+            when = datetime.datetime.strptime(" ".join(stamp.groups()), "%d %B %Y %H:%M:%S %z")
+            starts.append((when.timestamp(), task.group(1)))
+    return starts
+
+
+def attribute(starts, timeline, steady_p99, end):
+    """Per task of the deploy: its seconds, the requests that started while it ran, and how many of
+    them were slow (over twice the steady p99). Whole seconds: profile_tasks prints no finer."""
+    bounds = [start for start, _ in starts] + [end]
+    rows = {}
+    for finished, ms in timeline:
+        begun = finished - ms / 1000
+        index = bisect.bisect_right(bounds, begun) - 1
+        if 0 <= index < len(starts):
+            row = rows.setdefault(index, {"requests": 0, "slow": 0, "latencies": []})
+            row["requests"] += 1
+            row["slow"] += ms > 2 * steady_p99
+            row["latencies"].append(ms)
+    out = []
+    for index, row in rows.items():
+        out.append({"task": starts[index][1], "seconds": bounds[index + 1] - bounds[index], "requests": row["requests"],
+                    "slow": row["slow"], "p99_ms": percentile(row["latencies"], 0.99)})
+    return sorted(out, key=lambda r: r["slow"], reverse=True)
 
 
 def load_stop(web):
@@ -152,7 +209,8 @@ def load_stop(web):
     return {}
 
 
-def run_layout(layout, runs, workdir, rows, ssh=False):
+def run_layout(layout, runs, workdir, rows, ssh=False, timeline=None):
+    """timeline: a list to which the slow-request attribution of each deploy under load is appended."""
     names = {"single": ["box"], "three": ["web", "app1", "app2", "db"]}[layout]
     network = f"{PREFIX}-net"
     sh("docker", "network", "create", network, check=False, capture=True)
@@ -174,12 +232,19 @@ def run_layout(layout, runs, workdir, rows, ssh=False):
         print(f"{layout} run {run} deploy: {result}", flush=True)
         bump(source, f"1.{run}.1-bench")
         web = f"{PREFIX}-{layout}-{'web' if layout == 'three' else 'box'}"
-        steady = load_steady(web)
-        load_start(web)
+        steady = load_steady(web, timeline is not None)
+        load_start(web, timeline is not None)
+        output = []
+        deploy_env = {**env, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"} if timeline is not None else env
         try:
-            result = playbook("deploy", inv, env)
+            result = playbook("deploy", inv, deploy_env, output=output)
         finally:
             load = load_stop(web)
+        if timeline is not None:
+            steady_p99 = percentile([ms for _, ms in read_timeline(web, "steady")], 0.99)
+            timeline.append({"layout": layout, "run": run, "steady_p99_ms": steady_p99,
+                             "tasks": attribute(task_starts(output[0]), read_timeline(web, "deploy"), steady_p99,
+                                                time.time())})
         ratio = (load["p99_ms"] / steady["p99_ms"]) if load.get("p99_ms") and steady.get("p99_ms") else None
         result["p99_ratio"] = ratio
         note = (f"load: {load.get('sent', '?')} sent, {load.get('failed', '?')} failed; p99 {load.get('p99_ms', '?')} ms"
@@ -232,12 +297,27 @@ def table(rows):
     return "\n".join(out)
 
 
+def timeline_table(timelines, top=12):
+    out = []
+    for entry in timelines:
+        tasks = entry["tasks"]
+        total = sum(t["slow"] for t in tasks)
+        out += [f"\n{entry['layout']}, run {entry['run']}: {total} slow requests (over twice the steady p99 of "
+                f"{entry['steady_p99_ms']:.1f} ms), by the deploy step they started in ({top} steps with the most)\n",
+                "| step | s | requests | slow | p99 ms |", "|---|---|---|---|---|"]
+        out += [f"| {t['task']} | {t['seconds']:.0f} | {t['requests']} | {t['slow']} | {t['p99_ms']:.1f} |"
+                for t in tasks[:top]]
+    return "\n".join(out)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layouts", default="single,three")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ssh", action="store_true")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--timeline", action="store_true",
+                        help="record every response of the deploy under load and show the deploy steps the slow ones fell in")
     parser.add_argument("--controller-nice", type=int, default=0, choices=range(0, 20), metavar="0-19",
                         help="run ansible-playbook at this nice level: on this one machine the controller shares the "
                              "CPUs with the hosts it deploys to, where a real one does not (the modules on the hosts "
@@ -248,10 +328,11 @@ def main():
     os.nice(args.controller_nice)
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="pydeploy-bench-converge-"))
     rows, names = [], []
+    timelines = [] if args.timeline else None
     started = time.monotonic()
     try:
         for layout in args.layouts.split(","):
-            names += [f"{PREFIX}-{layout}-{n}" for n in run_layout(layout, args.runs, workdir, rows, args.ssh)]
+            names += [f"{PREFIX}-{layout}-{n}" for n in run_layout(layout, args.runs, workdir, rows, args.ssh, timelines)]
         if args.ssh and "single" in args.layouts:
             ssh_rows(workdir, rows)
     finally:
@@ -259,7 +340,7 @@ def main():
                   f"Debian {RELEASE} containers, docker connection unless noted, load average at the end "
                   f"{open('/proc/loadavg').read().split()[:3]}, total {(time.monotonic() - started) / 60:.0f} min"
                   + (f", ansible-playbook at nice {args.controller_nice}" if args.controller_nice else "") + "\n\n"
-                  + table(rows) + "\n")
+                  + table(rows) + "\n" + (timeline_table(timelines) + "\n" if timelines else ""))
         print("\n" + report)
         reports = ROOT / ".cache/bench-reports"
         reports.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Converge benchmark (issue 13): cold, no-op and release-deploy runs of the collection's playbooks
 # on the single box and the three-tier layout, optionally over SSH. Not part of the test suite.
-#   scripts/bench_converge.sh [--layouts single,three] [--runs 3] [--ssh] [--keep] [--controller-nice N]
+#   scripts/bench_converge.sh [--layouts single,three] [--runs 3] [--ssh] [--keep] [--controller-nice N] [--timeline]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PYDEPLOY_ROOT"

@@ -85,6 +85,7 @@ fi
 # ---- checks that need no container, meanwhile --------------------------------------------------
 failures=0
 summary=()
+failed_tags=()
 step() {  # step NAME COMMAND...: run, time and record one step
   local name=$1 start=$SECONDS rc; shift
   say "$name"
@@ -125,17 +126,19 @@ for run in "${runs[@]}"; do
   counts=$(python3 scripts/junit_count.py "$results/$tag.xml" 2>/dev/null || true)
   grep -E "^(=+ .*(passed|failed|error).* =+|(systemd-analyze security exposure|[a-z ]+ under load):)" "$results/$tag.log" || true
   summary+=("$(printf '%-32s %-6s %5ss  %s' "molecule $tag" "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" "$secs" "$counts")")
-  if [ "$rc" -ne 0 ]; then
-    failures=$((failures + 1))
-    echo "---- $tag failed: errors in $results/$tag.log ----"
-    grep -E -B3 -A25 "fatal: |FAILED! |ERROR!|^E  |^FAILED |ran no test" "$results/$tag.log" | head -n 150
-    echo "---- last lines ----"
-    tail -n 30 "$results/$tag.log"
-  fi
+  [ "$rc" -eq 0 ] || { failures=$((failures + 1)); failed_tags+=("$tag"); }
 done
 
 printf '\n%-32s %-6s %6s\n' step result time
 printf '%s\n' "${summary[@]}"
 printf '%-32s %-6s %5ss\n' "whole suite (wall)" "$([ "$failures" -eq 0 ] && echo ok || echo FAIL)" $((SECONDS - suite_start))
 [ ${#runs[@]} -eq 0 ] || python3 scripts/junit_count.py "$results"/*.xml 2>/dev/null || echo "0 passed, 0 failed"
+# Why a scenario failed comes last, where a truncated CI log still shows it: the failing task or
+# test lines (not Ansible's "FAILED - RETRYING" notices), then the log's last lines.
+for tag in "${failed_tags[@]}"; do
+  echo "---- $tag failed: errors in $results/$tag.log ----"
+  grep -E -B2 -A12 "fatal: |FAILED! |ERROR!|^E  |^FAILED [^-]|ran no test" "$results/$tag.log" | head -n 80
+  echo "---- $tag: last lines ----"
+  tail -n 20 "$results/$tag.log"
+done
 [ "$failures" -eq 0 ]

@@ -5,6 +5,8 @@ Sends GET requests to one target from N threads until --duration seconds pass, -
 are sent, or --stop-file appears, whichever comes first; then prints one JSON summary:
 sent, ok, failed, statuses, errors, versions (from JSON bodies), latency percentiles, and with
 --tally FIELD how many responses carried each value of that JSON field (e.g. the worker pid).
+With --timeline FILE it also writes each response's end time and latency, to line up with other
+logs (scripts/bench_converge.py --timeline: which deploy steps the slow requests fall in).
 Targets are loopback only: a unix socket, or http(s)://127.0.0.1 / localhost / [::1].
 """
 import argparse
@@ -61,6 +63,7 @@ def main():
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--keepalive", action="store_true", help="reuse connections")
     parser.add_argument("--tally", help="count the values of this top-level field of JSON bodies")
+    parser.add_argument("--timeline", help="write one line per response: its end (epoch seconds) and its latency in ms")
     args = parser.parse_args()
     duration = min(args.duration, 600.0)
     factory = connection_factory(args)
@@ -71,7 +74,7 @@ def main():
 
     lock = threading.Lock()
     state = {"sent": 0, "ok": 0, "failed": 0, "statuses": {}, "errors": {}, "versions": {}, "lat": [],
-             "last_version": None, "tally": {}}
+             "last_version": None, "tally": {}, "timeline": []}
     deadline = time.monotonic() + duration
     started = threading.Event()
 
@@ -109,8 +112,11 @@ def main():
                     version = parsed.get("version")
                     if args.tally and args.tally in parsed:
                         tallied = str(parsed[args.tally])
+                t1 = time.monotonic()
                 with lock:
-                    state["lat"].append(time.monotonic() - t0)
+                    state["lat"].append(t1 - t0)
+                    if args.timeline:
+                        state["timeline"].append((t1, t1 - t0))
                     state["statuses"][str(status)] = state["statuses"].get(str(status), 0) + 1
                     if version:
                         state["versions"][version] = state["versions"].get(version, 0) + 1
@@ -142,6 +148,10 @@ def main():
         t.join(duration + args.timeout + 5)
     elapsed = time.monotonic() - t_start
     lat = sorted(state["lat"])
+    if args.timeline:  # monotonic to wall clock, to line up with other logs (ansible's task times)
+        offset = time.time() - time.monotonic()
+        with open(args.timeline, "w", encoding="ascii") as out:
+            out.writelines(f"{end + offset:.3f} {latency * 1000:.1f}\n" for end, latency in state["timeline"])
 
     def pct(p):
         return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1) if lat else None

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.pydeploy.django_stack.plugins.module_utils.python_app_project import (
-    explain_pip_error, python_problem)
+    explain_pip_error, pip_network_error, python_problem)
 
 CONTRACT_SETTINGS = "pydeploy_django.settings"
 
@@ -222,4 +222,5 @@ class FilterModule:
             "python_app_database_url": lambda db, *a, **k: database_url(database_settings(db, *a, **k)),
             "python_app_python_problem": python_problem,
             "python_app_pip_error": explain_pip_error,
+            "python_app_pip_network_error": pip_network_error,
         }

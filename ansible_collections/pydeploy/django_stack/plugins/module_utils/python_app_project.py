@@ -301,6 +301,20 @@ PIP_PYTHON_ERROR = re.compile(r"(?:Package|package) '?([A-Za-z0-9._-]+)'? requir
                               r"([0-9.]+) not in '([^']+)'")
 
 
+# A failed install worth one more try: the index or a download was unreachable, slow or cut off
+# (pip's and uv's own words). A wrong pin, a hash mismatch or a build error is not retried.
+NETWORK_ERROR = re.compile(
+    r"ReadTimeoutError|ConnectTimeoutError|Read timed out|Connection broken|IncompleteRead|ConnectionResetError"
+    r"|Connection reset by peer|Temporary failure in name resolution|Retrying \(Retry\("
+    r"|Request failed after \d+ retr|operation timed out|error sending request for url"
+    r"|connection closed before message completed|error decoding response body|request or response body error")
+
+
+def pip_network_error(output):
+    """True when pip's or uv's output says the failure came from the network, not from the request."""
+    return bool(NETWORK_ERROR.search(output or ""))
+
+
 def explain_pip_error(output, interpreter, variable="python_app_python"):
     """One line for pip's 'requires a different Python' (and 'No matching distribution'), else ''."""
     match = PIP_PYTHON_ERROR.search(output or "")

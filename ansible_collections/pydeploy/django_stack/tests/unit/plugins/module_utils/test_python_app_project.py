@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[8]))
 
 from ansible_collections.pydeploy.django_stack.plugins.module_utils.python_app_project import (  # noqa: E402
     ProjectError, detect_layout, detect_python, detect_requirements, exact_pin, explain_pip_error, inspect_tree,
+    pip_network_error,
     parse_requirement, python_problem, resolve_server_packages, satisfies)
 
 MANAGE = 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "{}")\n'
@@ -133,6 +134,40 @@ def test_python_messages_name_the_interpreter_variable():
     pip = ("ERROR: Package 'wagtail' requires a different Python: 3.11.2 not in '>=3.12'\n")
     assert "python_app_python" in explain_pip_error(pip, "/usr/bin/python3")
     assert explain_pip_error("ERROR: some other failure", "/usr/bin/python3") == ""
+
+
+NETWORK_FAILURES = [
+    # pip: a download cut off, the index unreachable after pip's own retries, DNS
+    "pip._vendor.urllib3.exceptions.ReadTimeoutError: HTTPSConnectionPool(host='files.pythonhosted.org', "
+    "port=443): Read timed out.",
+    "WARNING: Retrying (Retry(total=0, connect=None, read=None, redirect=None, status=None)) after connection "
+    "broken by 'NewConnectionError(...)': /simple/django/\nERROR: Could not find a version that satisfies the "
+    "requirement Django==5.2.9 (from versions: none)\nERROR: No matching distribution found for Django==5.2.9",
+    "pip._vendor.urllib3.exceptions.ProtocolError: ('Connection broken: IncompleteRead(1024 bytes read)', ...)",
+    "Failed to establish a new connection: [Errno -3] Temporary failure in name resolution",
+    # uv
+    "error: Failed to fetch: `https://pypi.org/simple/django/`\n  Caused by: Request failed after 3 retries\n"
+    "  Caused by: error sending request for url (https://pypi.org/simple/django/)\n  Caused by: operation timed out",
+    "error: Failed to download `django==5.2.9`\n  Caused by: request or response body error",
+]
+NOT_NETWORK = [
+    "ERROR: Could not find a version that satisfies the requirement Djangoo==5.2 (from versions: none)\n"
+    "ERROR: No matching distribution found for Djangoo==5.2",
+    "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.",
+    "ERROR: Package 'wagtail' requires a different Python: 3.11.2 not in '>=3.12'",
+    "error: Failed to build `psycopg2==2.9.10`\n  Caused by: Build backend failed to build wheel",
+    "",
+]
+
+
+@pytest.mark.parametrize("output", NETWORK_FAILURES)
+def test_network_failures_of_pip_and_uv_are_recognised(output):
+    assert pip_network_error(output)
+
+
+@pytest.mark.parametrize("output", NOT_NETWORK)
+def test_failures_of_the_request_itself_are_not_network_failures(output):
+    assert not pip_network_error(output)
 
 
 def test_inspect_tree_combines_everything():
