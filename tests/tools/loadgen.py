@@ -3,7 +3,8 @@
 
 Sends GET requests to one target from N threads until --duration seconds pass, --requests
 are sent, or --stop-file appears, whichever comes first; then prints one JSON summary:
-sent, ok, failed, statuses, errors, versions (from JSON bodies), latency percentiles, and with
+sent, ok, failed, statuses, errors, versions (from JSON bodies), the bodies of the first kinds of
+failed answers (failed_bodies, shortened), latency percentiles, and with
 --tally FIELD how many responses carried each value of that JSON field (e.g. the worker pid).
 With --timeline FILE it also writes each response's end time and latency, to line up with other
 logs (scripts/bench_converge.py --timeline: which deploy steps the slow requests fall in).
@@ -74,7 +75,7 @@ def main():
 
     lock = threading.Lock()
     state = {"sent": 0, "ok": 0, "failed": 0, "statuses": {}, "errors": {}, "versions": {}, "lat": [],
-             "last_version": None, "tally": {}, "timeline": []}
+             "last_version": None, "tally": {}, "timeline": [], "bodies": {}}
     deadline = time.monotonic() + duration
     started = threading.Event()
 
@@ -127,6 +128,10 @@ def main():
                         state["ok"] += 1
                     else:
                         state["failed"] += 1
+                        # what a failed answer said (the first ones, shortened): why, not only how many
+                        snippet = f"{status} {body[:160].decode('utf-8', 'replace')}"
+                        if snippet in state["bodies"] or len(state["bodies"]) < 5:
+                            state["bodies"][snippet] = state["bodies"].get(snippet, 0) + 1
             except Exception as exc:  # noqa: BLE001 - every error is a failed request
                 if conn is not None:
                     conn.close()
@@ -160,6 +165,7 @@ def main():
         "sent": state["ok"] + state["failed"], "ok": state["ok"], "failed": state["failed"],
         "statuses": state["statuses"], "errors": state["errors"], "versions": state["versions"],
         "last_version": state["last_version"], **({"tally": state["tally"]} if args.tally else {}),
+        **({"failed_bodies": state["bodies"]} if state["bodies"] else {}),
         "elapsed_s": round(elapsed, 2),
         "rps": round((state["ok"] + state["failed"]) / elapsed, 1) if elapsed else 0,
         "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": pct(1.0),
