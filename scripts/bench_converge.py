@@ -136,12 +136,11 @@ LOAD = ("python3 /usr/local/bin/pydeploy-loadgen.py --url https://127.0.0.1 --pa
         "--requests 200000")
 
 
-def load_steady(web, timeline=False):
+def load_steady(web):
     """The same load as during the deploy, for STEADY_S seconds with nothing else running: the baseline.
     Puts the load generator on the web host for load_start too."""
     sh("docker", "cp", str(ROOT / "tests/tools/loadgen.py"), f"{web}:/usr/local/bin/pydeploy-loadgen.py", capture=True)
-    record = " --timeline /tmp/bench-steady.tl" if timeline else ""
-    out = sh("docker", "exec", web, "bash", "-c", f"{LOAD} --duration {STEADY_S}{record}", capture=True, check=False).stdout
+    out = sh("docker", "exec", web, "bash", "-c", f"{LOAD} --duration {STEADY_S}", capture=True, check=False).stdout
     return json.loads(out) if out.strip().startswith("{") else {}
 
 
@@ -152,9 +151,9 @@ def load_start(web, timeline=False):
     sh("docker", "exec", web, "bash", "-c", f"rm -f /tmp/bench.stop /tmp/bench-load.json; {cmd}")
 
 
-def read_timeline(web, name):
-    """[(end, latency_ms)] of the load generator's --timeline file /tmp/bench-NAME.tl on the web host."""
-    out = sh("docker", "exec", web, "cat", f"/tmp/bench-{name}.tl", check=False, capture=True).stdout
+def read_timeline(web):
+    """[(end, latency_ms)] of the load generator's --timeline file on the web host."""
+    out = sh("docker", "exec", web, "cat", "/tmp/bench-deploy.tl", check=False, capture=True).stdout
     return [(float(end), float(ms)) for end, ms in (line.split() for line in out.splitlines() if line.strip())]
 
 
@@ -232,7 +231,7 @@ def run_layout(layout, runs, workdir, rows, ssh=False, timeline=None):
         print(f"{layout} run {run} deploy: {result}", flush=True)
         bump(source, f"1.{run}.1-bench")
         web = f"{PREFIX}-{layout}-{'web' if layout == 'three' else 'box'}"
-        steady = load_steady(web, timeline is not None)
+        steady = load_steady(web)
         load_start(web, timeline is not None)
         output = []
         deploy_env = {**env, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"} if timeline is not None else env
@@ -240,11 +239,9 @@ def run_layout(layout, runs, workdir, rows, ssh=False, timeline=None):
             result = playbook("deploy", inv, deploy_env, output=output)
         finally:
             load = load_stop(web)
-        if timeline is not None:
-            steady_p99 = percentile([ms for _, ms in read_timeline(web, "steady")], 0.99)
-            timeline.append({"layout": layout, "run": run, "steady_p99_ms": steady_p99,
-                             "tasks": attribute(task_starts(output[0]), read_timeline(web, "deploy"), steady_p99,
-                                                time.time())})
+        if timeline is not None and steady.get("p99_ms"):
+            timeline.append({"layout": layout, "run": run, "steady_p99_ms": steady["p99_ms"],
+                             "tasks": attribute(task_starts(output[0]), read_timeline(web), steady["p99_ms"], time.time())})
         ratio = (load["p99_ms"] / steady["p99_ms"]) if load.get("p99_ms") and steady.get("p99_ms") else None
         result["p99_ratio"] = ratio
         note = (f"load: {load.get('sent', '?')} sent, {load.get('failed', '?')} failed; p99 {load.get('p99_ms', '?')} ms"

@@ -75,7 +75,7 @@ def main():
 
     lock = threading.Lock()
     state = {"sent": 0, "ok": 0, "failed": 0, "statuses": {}, "errors": {}, "versions": {}, "lat": [],
-             "last_version": None, "tally": {}, "timeline": [], "bodies": {}}
+             "last_version": None, "tally": {}, "ends": [], "bodies": {}}
     deadline = time.monotonic() + duration
     started = threading.Event()
 
@@ -116,8 +116,8 @@ def main():
                 t1 = time.monotonic()
                 with lock:
                     state["lat"].append(t1 - t0)
-                    if args.timeline:
-                        state["timeline"].append((t1, t1 - t0))
+                    if args.timeline:  # the end of each answer, in the order of "lat"
+                        state["ends"].append(t1)
                     state["statuses"][str(status)] = state["statuses"].get(str(status), 0) + 1
                     if version:
                         state["versions"][version] = state["versions"].get(version, 0) + 1
@@ -152,11 +152,11 @@ def main():
     for t in threads:
         t.join(duration + args.timeout + 5)
     elapsed = time.monotonic() - t_start
-    lat = sorted(state["lat"])
     if args.timeline:  # monotonic to wall clock, to line up with other logs (ansible's task times)
         offset = time.time() - time.monotonic()
         with open(args.timeline, "w", encoding="ascii") as out:
-            out.writelines(f"{end + offset:.3f} {latency * 1000:.1f}\n" for end, latency in state["timeline"])
+            out.writelines(f"{end + offset:.3f} {latency * 1000:.1f}\n" for end, latency in zip(state["ends"], state["lat"]))
+    lat = sorted(state["lat"])
 
     def pct(p):
         return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1) if lat else None
