@@ -12,6 +12,16 @@ export PYDEPLOY_COLLECTIONS_PATH=${PYDEPLOY_COLLECTIONS_PATH:-$PYDEPLOY_ROOT/.ca
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# cpu_seconds VAR: set VAR to the CPU seconds (user + system) of the processes this shell has
+# waited for so far. `times` runs in this shell: a command substitution's subshell would count none.
+cpu_seconds() {
+  local file
+  file=$(mktemp)
+  times >"$file"
+  printf -v "$1" '%s' "$(awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$file")"
+  rm -f "$file"
+}
+
 # The host's trusted CA certificates that Debian's stock bundle does not have (a re-signing
 # proxy's CA, a corporate CA), base64-encoded PEM; empty when there are none.
 host_extra_ca_b64() {

@@ -47,10 +47,16 @@ export PYDEPLOY_EXTRA_CA_PEM_B64 ANSIBLE_COLLECTIONS_PATH=$PYDEPLOY_COLLECTIONS_
 results=$PYDEPLOY_ROOT/.cache/results
 rm -rf "$results" && mkdir -p "$results"
 suite_start=$SECONDS
+machine_busy() {  # machine_busy VAR: CPU seconds this machine's CPUs have been busy since boot
+  printf -v "$1" '%s' "$(awk '/^cpu / { print int(($2 + $3 + $4 + $7 + $8 + $9) / 100) }' /proc/stat)"
+}
+suite_busy0=0 suite_busy1=0
+machine_busy suite_busy0
 
 # ---- Molecule scenarios, PYDEPLOY_JOBS at a time (default 2), in the background ------------------
 run_scenario() {  # run_scenario SCENARIO RELEASE: one Molecule scenario, its log, its status file
-  local scenario=$1 release=$2 tag="$1-deb$2" start=$SECONDS rc
+  local scenario=$1 release=$2 tag="$1-deb$2" start=$SECONDS rc cpu0 cpu1
+  cpu_seconds cpu0
   export PYDEPLOY_DEBIAN=$release PYDEPLOY_IMAGE=${PYDEPLOY_IMAGE_PREFIX:-pydeploy/debian-systemd}:$release
   export PYDEPLOY_JUNIT_FILE=$results/$tag.xml NO_COLOR=1 ANSIBLE_NOCOLOR=1
   molecule test -s "$scenario" >"$results/$tag.log" 2>&1; rc=$?
@@ -58,7 +64,8 @@ run_scenario() {  # run_scenario SCENARIO RELEASE: one Molecule scenario, its lo
   if [ $rc -eq 0 ] && ! python3 scripts/junit_count.py --require-tests "$PYDEPLOY_JUNIT_FILE" >/dev/null; then
     echo "error: scenario $tag ran no test" >>"$results/$tag.log"; rc=1
   fi
-  echo "$rc $((SECONDS - start))" >"$results/$tag.status"
+  cpu_seconds cpu1
+  echo "$rc $((SECONDS - start)) $((cpu1 - cpu0))" >"$results/$tag.status"
   rm -f "$results/$scenario.running"
   say "molecule $tag: $([ "$rc" -eq 0 ] && echo ok || echo FAILED) after $((SECONDS - start))s"
 }
@@ -87,14 +94,16 @@ failures=0
 summary=()
 failed_tags=()
 step() {  # step NAME COMMAND...: run, time and record one step
-  local name=$1 start=$SECONDS rc; shift
+  local name=$1 start=$SECONDS rc cpu0 cpu1; shift
   say "$name"
+  cpu_seconds cpu0
   "$@" >"$results/step-${name%% *}.log" 2>&1; rc=$?
+  cpu_seconds cpu1
   if [ $rc -ne 0 ]; then
     echo "---- $name failed ----"
     tail -n 60 "$results/step-${name%% *}.log"
   fi
-  summary+=("$(printf '%-32s %-6s %5ss' "$name" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" $((SECONDS - start)))")
+  summary+=("$(printf '%-32s %-6s %5ss %6ss' "$name" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" $((SECONDS - start)) $((cpu1 - cpu0)))")
   [ $rc -eq 0 ] || failures=$((failures + 1))
   return 0
 }
@@ -122,16 +131,20 @@ fi
 [ -z "$pool_pid" ] || wait "$pool_pid"
 for run in "${runs[@]}"; do
   scenario=${run%:*}; release=${run#*:}; tag="$scenario-deb$release"
-  read -r rc secs <"$results/$tag.status" 2>/dev/null || { rc=1; secs=0; }
+  read -r rc secs cpu <"$results/$tag.status" 2>/dev/null || { rc=1; secs=0; cpu=0; }
   counts=$(python3 scripts/junit_count.py "$results/$tag.xml" 2>/dev/null || true)
   grep -E "^(=+ .*(passed|failed|error).* =+|(systemd-analyze security exposure|[a-z ]+ under load):)" "$results/$tag.log" || true
-  summary+=("$(printf '%-32s %-6s %5ss  %s' "molecule $tag" "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" "$secs" "$counts")")
+  summary+=("$(printf '%-32s %-6s %5ss %6ss  %s' "molecule $tag" "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" "$secs" "$cpu" "$counts")")
   [ "$rc" -eq 0 ] || { failures=$((failures + 1)); failed_tags+=("$tag"); }
 done
 
-printf '\n%-32s %-6s %6s\n' step result time
+machine_busy suite_busy1
+printf '\n%-32s %-6s %6s %7s\n' step result time CPU
 printf '%s\n' "${summary[@]}"
-printf '%-32s %-6s %5ss\n' "whole suite (wall)" "$([ "$failures" -eq 0 ] && echo ok || echo FAIL)" $((SECONDS - suite_start))
+printf '%-32s %-6s %5ss %6ss\n' "whole suite (wall)" "$([ "$failures" -eq 0 ] && echo ok || echo FAIL)" $((SECONDS - suite_start)) \
+  $((suite_busy1 - suite_busy0))
+echo "CPU: a step's own processes on this machine (a scenario's: Molecule, Ansible and the tests, not its containers);"
+echo "the whole suite's: every CPU of the machine busy, of $(( (SECONDS - suite_start) * $(nproc) )) CPU-s available"
 [ ${#runs[@]} -eq 0 ] || python3 scripts/junit_count.py "$results"/*.xml 2>/dev/null || echo "0 passed, 0 failed"
 # Why a scenario failed comes last, where a truncated CI log still shows it: the failing task or
 # test lines (not Ansible's "FAILED - RETRYING" notices), then the log's last lines.

@@ -19,26 +19,20 @@ fi
 # The suite resolves the collection from this checkout, never from an installed copy.
 unset ANSIBLE_COLLECTIONS_PATH
 
-cpu_file=$(mktemp)
-trap 'rm -f "$cpu_file"' EXIT
-cpu() {  # CPU=the CPU seconds (user + system) of the processes this shell has waited for so far
-  times >"$cpu_file"  # in this shell: a subshell's times would not count them
-  CPU=$(awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$cpu_file")
-}
-
 rc=0
-cpu && cpu0=$CPU
+cpu0=0 cpu1=0 cpu2=0
+cpu_seconds cpu0
 start=$SECONDS
 say "unit tests (ansible_collections/pydeploy/django_stack/tests/unit)"
 python3 -m pytest -q -p no:cacheprovider ansible_collections/pydeploy/django_stack/tests/unit -o addopts="" || rc=1
 unit=$((SECONDS - start))
-cpu && cpu1=$CPU
+cpu_seconds cpu1
 
 start=$SECONDS
 say "controller tests (tests/controller)"
 python3 -m pytest -q -p no:cacheprovider tests/controller -o addopts="" -rfEx "$@" || rc=1
 controller=$((SECONDS - start))
-cpu && cpu2=$CPU
+cpu_seconds cpu2
 
 printf '\n%-22s %5ss wall %6ss CPU\n%-22s %5ss wall %6ss CPU\n' "unit tests" "$unit" $((cpu1 - cpu0)) \
   "controller tests" "$controller" $((cpu2 - cpu1))

@@ -51,6 +51,7 @@ class Runner:
         self.started = False
         self.seconds = 0.0
         self.playbook_runs = 0
+        self.cpu = 0.0  # CPU seconds of every playbook run (harness.Run.cpu)
 
     def _record(self, job, run):
         with self.lock:
@@ -58,7 +59,7 @@ class Runner:
             if isinstance(run, harness.Run) and os.environ.get("PYDEPLOY_CONTROLLER_REPORT"):  # one line per run
                 with open(os.environ["PYDEPLOY_CONTROLLER_REPORT"], "a", encoding="utf-8") as handle:
                     handle.write(json.dumps({
-                        "job": job.key, "rc": run.rc, "seconds": round(run.seconds, 1),
+                        "job": job.key, "rc": run.rc, "seconds": round(run.seconds, 1), "cpu": round(run.cpu, 1),
                         "reached": run.reached and run.reached["task"],
                         "failures": [{"host": f.get("host"), "task": f.get("task"), "msg": (f.get("msg") or "")[:600]}
                                      for f in run.failures]}) + "\n")
@@ -68,6 +69,8 @@ class Runner:
         try:
             run = job.build(workdir)
             self._record(job, run)
+            with self.lock:
+                self.cpu += getattr(run, "cpu", 0.0)
             if getattr(run, "rc", 0) in (0, harness.REACHED_RC) or os.environ.get("PYDEPLOY_CONTROLLER_KEEP") != "1":
                 shutil.rmtree(workdir, ignore_errors=True)
         except Exception as err:  # pylint: disable=broad-except
@@ -81,6 +84,8 @@ class Runner:
             runs = harness.run_batch(playbook, layout, [job.member for job in jobs], workdir)
             for job, run in zip(jobs, runs):
                 self._record(job, run)
+            with self.lock:
+                self.cpu += runs[0].cpu if runs else 0.0
             if os.environ.get("PYDEPLOY_CONTROLLER_KEEP") != "1":
                 shutil.rmtree(workdir, ignore_errors=True)
         except Exception as err:  # pylint: disable=broad-except
@@ -150,7 +155,7 @@ def pytest_sessionfinish(session, exitstatus):
     if runner.results:
         slowest = max(getattr(r, "seconds", 0.0) for r in runner.results.values())
         sys.stderr.write(f"\ncontroller runs: {len(runner.results)} cases in {runner.playbook_runs} playbook runs in "
-                         f"{runner.seconds:.1f}s (slowest {slowest:.1f}s)\n")
+                         f"{runner.seconds:.1f}s (slowest {slowest:.1f}s), {runner.cpu:.0f} CPU-s\n")
     if os.environ.get("PYDEPLOY_CONTROLLER_KEEP") != "1":
         shutil.rmtree(runner.base, ignore_errors=True)
 

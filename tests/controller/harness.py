@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,6 +254,7 @@ class Run:
     records: list
     seconds: float
     command: list = field(default_factory=list)
+    cpu: float = 0.0
 
     @property
     def reached(self):
@@ -339,15 +341,41 @@ def run_playbook(playbook, inventory, workdir, extra_vars=None, extra_args=(), e
     })
     environment.update(env or {})
     start = time.monotonic()
-    proc = subprocess.run(command, cwd=str(ROOT), env=environment, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    rc, stdout, stderr, cpu = _run_measured(command, environment, timeout)
     seconds = time.monotonic() - start
     records = []
     if record.exists():
         for line in record.read_text().splitlines():
             if line.strip():
                 records.append(json.loads(line))
-    return Run(proc.returncode, proc.stdout, proc.stderr, records, seconds, command)
+    return Run(rc, stdout, stderr, records, seconds, command, cpu)
+
+
+def _run_measured(command, environment, timeout):
+    """(rc, stdout, stderr, CPU seconds): the command's own CPU (user + system, with the worker processes it
+    waited for) from wait4(), which, unlike RUSAGE_CHILDREN, counts this child alone while others run."""
+    proc = subprocess.Popen(command, cwd=str(ROOT), env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    streams = {}
+    readers = [threading.Thread(target=lambda name, pipe: streams.__setitem__(name, pipe.read()), args=(name, pipe))
+               for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    for reader in readers:
+        reader.start()
+    expired = []
+    timer = threading.Timer(timeout, lambda: (expired.append(True), proc.kill()))
+    timer.start()
+    try:
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait for it again
+    for reader in readers:
+        reader.join()
+    proc.stdout.close()
+    proc.stderr.close()
+    if expired:
+        raise subprocess.TimeoutExpired(command, timeout, streams["stdout"], streams["stderr"])
+    return proc.returncode, streams["stdout"], streams["stderr"], usage.ru_utime + usage.ru_stime
 
 
 # ------------------------------------------------------------------------------------------- molecule scenarios
@@ -541,7 +569,7 @@ def split_batch(run, layout, count):
 
         records = json.loads(unbatch(json.dumps(records)))
         out.append(Run(rc, unbatch(_own_lines(run.stdout, index)), unbatch(_own_lines(run.stderr, index)), records,
-                       run.seconds, run.command))
+                       run.seconds, run.command, run.cpu))
     return out
 
 

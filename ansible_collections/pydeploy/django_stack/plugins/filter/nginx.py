@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Mapping
 
 try:
     from ansible.errors import AnsibleFilterError
@@ -96,6 +97,21 @@ def nginx_tls_sites(sites):
             # nginx_sites[i] as the user wrote it (the sites are nginx_sites merged with their fallbacks, in order)
             "label": f"nginx_sites[{index}]",
         })
+    return out
+
+
+def nginx_site_defaults(sites, defaults):
+    """Every site of `nginx_sites` over the defaults (the nginx_* values): what a site leaves out, it takes
+    from the defaults; a key it sets wins. A shallow merge, as `combine` would make, in one pass: the
+    defaults are read once, however many sites there are."""
+    base = dict(defaults)
+    out = []
+    for index, site in enumerate(sites):
+        if not isinstance(site, Mapping):
+            raise AnsibleFilterError(f"nginx_sites[{index}]: is a {type(site).__name__} where a dict is expected")
+        merged = dict(base)
+        merged.update(site)
+        out.append(merged)
     return out
 
 
@@ -562,6 +578,7 @@ class FilterModule:
             "nginx_app_keepalive": nginx_app_keepalive,
             "nginx_tls_sites": nginx_tls_sites,
             "nginx_ip_listens": nginx_ip_listens,
+            "nginx_site_defaults": nginx_site_defaults,
             "nginx_problems": nginx_problems,
             "nginx_export_sites": nginx_export_sites,
             "nginx_upstreams": nginx_upstreams,

@@ -2,6 +2,7 @@
 listeners of sites named by address, and the validation messages (each names the variable)."""
 import pathlib
 import sys
+from collections.abc import Mapping
 
 import pytest
 
@@ -146,3 +147,48 @@ def test_server_names_may_hold_underscores_but_acme_names_may_not():
     found = problems({"certificate": "acme", "server_names": ["app_1.example.com"]}, {"certificate": "acme"},
                      nginx_acme_email="a@b.org")
     assert any("'app_1.example.com': an ACME certificate (HTTP-01) needs DNS names" in p for p in found), found
+
+
+# ---- nginx_site_defaults ------------------------------------------------------------------------
+
+def test_site_defaults_fill_what_a_site_leaves_out_and_the_site_wins():
+    defaults = {"certificate": "self_signed", "rate_limit": {"rate": "10r/s"}, "extra_directives": []}
+    sites = [{"name": "a", "certificate": "acme"}, {"name": "b", "rate_limit": {}}]
+    assert f.nginx_site_defaults(sites, defaults) == [
+        {"name": "a", "certificate": "acme", "rate_limit": {"rate": "10r/s"}, "extra_directives": []},
+        {"name": "b", "certificate": "self_signed", "rate_limit": {}, "extra_directives": []},
+    ]
+    # A shallow merge (combine without recursive): a site's dict replaces the default's, keys are not merged.
+    assert f.nginx_site_defaults([{"rate_limit": {"burst": 5}}], defaults)[0]["rate_limit"] == {"burst": 5}
+    # The inputs are left as they were; each site gets its own dict.
+    assert defaults == {"certificate": "self_signed", "rate_limit": {"rate": "10r/s"}, "extra_directives": []}
+    assert sites[0] == {"name": "a", "certificate": "acme"}
+    assert f.nginx_site_defaults([], defaults) == []
+
+
+def test_site_defaults_read_the_defaults_once_whatever_the_number_of_sites():
+    class Counting(Mapping):  # as Ansible's lazy dicts: every read of a value may evaluate a template
+        reads = 0
+
+        def __init__(self, **values):
+            self.values_ = values
+
+        def __getitem__(self, key):
+            Counting.reads += 1
+            return self.values_[key]
+
+        def __iter__(self):
+            return iter(self.values_)
+
+        def __len__(self):
+            return len(self.values_)
+
+    sites = f.nginx_site_defaults([{"name": str(i)} for i in range(5)], Counting(certificate="acme", rate_limit={}))
+    assert [s["certificate"] for s in sites] == ["acme"] * 5
+    assert Counting.reads == 2  # each default once
+
+
+@pytest.mark.parametrize("site", ["x.test", ["x.test"], None])
+def test_site_defaults_name_the_site_that_is_not_a_dict(site):
+    with pytest.raises(f.AnsibleFilterError, match=r"nginx_sites\[1\]: is a \w+ where a dict is expected"):
+        f.nginx_site_defaults([{"name": "a"}, site], {})
