@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Bounded HTTP load generator for the test suite (stdlib only; runs inside a test container).
 
-Sends GET requests to one target from N threads until --duration seconds pass, --requests
-are sent, or --stop-file appears, whichever comes first; then prints one JSON summary:
+Sends GET requests to one target from N threads (at most --rate per second, evenly spaced, if
+given) until --duration seconds pass, --requests are sent, or --stop-file appears, whichever comes
+first; then prints one JSON summary:
 sent, ok, failed, statuses, errors, versions (from JSON bodies), the bodies of the first kinds of
 failed answers (failed_bodies, shortened), latency percentiles, and with
 --tally FIELD how many responses carried each value of that JSON field (e.g. the worker pid).
@@ -59,6 +60,8 @@ def main():
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--duration", type=float, default=30.0, help="hard limit in seconds (max 600)")
     parser.add_argument("--requests", type=int, default=50000, help="hard limit on requests sent")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="at most this many requests per second, evenly spaced (0: as fast as the threads go)")
     parser.add_argument("--stop-file", help="stop as soon as this file exists")
     parser.add_argument("--started-file", help="touched once the first response arrived")
     parser.add_argument("--timeout", type=float, default=30.0)
@@ -87,7 +90,12 @@ def main():
         with lock:
             if state["sent"] >= args.requests:
                 return True
+            slot = state["sent"]
             state["sent"] += 1
+        if args.rate > 0:  # the request's place in an even schedule: never ahead of it, never a burst
+            wait = t_start + slot / args.rate - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
         return False
 
     def worker():

@@ -9,7 +9,7 @@ import tempfile
 import uuid
 
 import pytest
-from pydeploy_testlib import (Load, child_pids, http_get, http_json, journal_cursor, journal_lines, main_pid,
+from pydeploy_testlib import (DEPLOY_LOAD_RATE, Load, child_pids, http_get, http_json, journal_cursor, journal_lines, main_pid,
                               recap_changed, run_load, run_playbook, wait_for)
 from pydeploy_testlib.release import make_release
 
@@ -221,7 +221,7 @@ def test_new_release_with_new_dependency_deploys_without_dropping_requests(host)
     master = main_pid(host, SERVICE)
     with tempfile.TemporaryDirectory() as tmp:
         src = make_release(pathlib.Path(tmp), "2.0.0", extra_requirement=("six", "six==1.17.0"))
-        with Load(host, unix=SOCKET, concurrency=4, duration=600, requests=2000000) as load:
+        with Load(host, unix=SOCKET, concurrency=4, duration=600, requests=2000000, rate=DEPLOY_LOAD_RATE) as load:
             result = run_playbook(APP, {"python_app_source_path": str(src)})
             assert result.returncode == 0, result.stdout[-3000:]
     print("deploy under load:", json.dumps(load.result))
@@ -255,7 +255,8 @@ def test_release_switch_of_the_second_app_restarts_only_that_app(host):
     current = host.file("/srv/second/current").linked_to
     with tempfile.TemporaryDirectory() as tmp:
         src = make_release(pathlib.Path(tmp), "3.0.0-second")
-        with Load(host, unix=SECOND["sock"], concurrency=4, duration=600, requests=2000000) as load:
+        with Load(host, unix=SECOND["sock"], concurrency=4, duration=600, requests=2000000,
+                  rate=DEPLOY_LOAD_RATE) as load:
             result = run_playbook(APP, {**SECOND["vars"], "python_app_source_path": str(src)})
             assert result.returncode == 0, result.stdout[-3000:]
     print("second app deploy under load:", json.dumps(load.result))

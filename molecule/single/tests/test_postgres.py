@@ -480,18 +480,22 @@ def test_new_certificate_names_are_served_after_a_reload_not_a_restart(host, clu
 
 # ---- the stack contract (issue 17) --------------------------------------------------------------
 
-def test_app_database_from_the_stack_gets_its_role_database_and_networks(host, cluster):
-    """postgres_stack.app_databases alone (the password written once, for the app) makes the role
-    and its database; app_networks admits it over TCP with TLS, verified against the CA."""
+def test_app_tier_input_makes_role_database_networks_and_connection_budget(host, cluster):
+    """postgres_stack alone, as the playbooks pass it from the app tier: app_databases (the password
+    written once, for the app) makes the role and its database; app_networks admits it over TCP with
+    TLS, verified against the CA; app_connections (the app servers' own count) sets max_connections.
+    One run proves the three, and one run puts the converged state back."""
     password = secrets.token_urlsafe(24)
     address = host_address(host)
-    given = stack(app_networks=[f"{address}/32"])
+    before = sql(host, "SHOW max_connections")
+    given = stack(app_networks=[f"{address}/32"], app_connections=7)
     given["app_databases"].append({"name": "shop", "user": "shop", "password": password})
     pgpass = f"PGPASSWORD={shlex.quote(password)} "
     try:
         result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service", "postgres_databases"],
                           {"postgres_stack": given})
         assert result.returncode == 0, result.stdout[-3000:]
+        assert sql(host, "SHOW max_connections") == str(7 * 2 + RESERVED)
         row = sql(host, "SELECT rolcanlogin, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = 'shop'")
         assert row == "t|f|f"
         assert sql(host, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'shop'") == "shop"
@@ -514,18 +518,6 @@ def test_app_database_from_the_stack_gets_its_role_database_and_networks(host, c
         result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service"])
         assert result.returncode == 0, result.stdout[-3000:]
     assert app_psql(host, f"host={address} dbname=demo user=demo sslmode=require").rc != 0
-
-
-def test_connection_budget_follows_the_app_tiers_count(host):
-    """max_connections comes from postgres_stack.app_connections (the app servers' own count)."""
-    before = sql(host, "SHOW max_connections")
-    try:
-        result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service"], {"postgres_stack": stack(app_connections=7)})
-        assert result.returncode == 0, result.stdout[-3000:]
-        assert sql(host, "SHOW max_connections") == str(7 * 2 + RESERVED)
-    finally:
-        result = run_tags(DB_PLAYBOOK, ["postgres_configure", "postgres_service"])
-        assert result.returncode == 0, result.stdout[-3000:]
     assert sql(host, "SHOW max_connections") == before
 
 

@@ -7,7 +7,7 @@ import shlex
 import shutil
 
 import pytest
-from pydeploy_testlib import TOOLS, Load, http_get, http_json, run_playbook
+from pydeploy_testlib import DEPLOY_LOAD_RATE, TOOLS, Load, http_get, http_json, run_playbook
 
 # Everything is checked from the web host: the real path is client -> nginx -> app hosts -> db.
 # The loads during deploys open a connection per request: nginx closes idle client keep-alive
@@ -79,7 +79,8 @@ def _app_versions(web, rounds=30):
 
 def test_rolling_deploy_drops_no_request(web, tmp_path):
     src = _release(tmp_path, "3.0.0")
-    with Load(web, url=HTTPS, path="/health/", concurrency=4, duration=600, requests=300000) as load:
+    with Load(web, url=HTTPS, path="/health/", concurrency=4, duration=600, requests=300000,
+              rate=DEPLOY_LOAD_RATE) as load:
         result = run_playbook("pydeploy.django_stack.deploy", {"python_app_source_path": str(src)})
         assert result.returncode == 0, result.stdout[-4000:]
     print("rolling deploy under load:", json.dumps(load.result))
@@ -89,7 +90,8 @@ def test_rolling_deploy_drops_no_request(web, tmp_path):
 
 
 def test_rollback_returns_every_host_to_the_previous_release(web):
-    with Load(web, url=HTTPS, path="/health/", concurrency=4, duration=300, requests=150000) as load:
+    with Load(web, url=HTTPS, path="/health/", concurrency=4, duration=300, requests=150000,
+              rate=DEPLOY_LOAD_RATE) as load:
         result = run_playbook("pydeploy.django_stack.rollback")
         assert result.returncode == 0, result.stdout[-4000:]
     print("rollback under load:", json.dumps(load.result))
@@ -100,7 +102,8 @@ def test_rollback_returns_every_host_to_the_previous_release(web):
 def test_failing_health_check_stops_the_roll(web, tmp_path):
     before = _app_versions(web)
     src = _release(tmp_path, "4.0.0-bad", broken_health=True)
-    with Load(web, url=HTTPS, path="/", concurrency=4, duration=600, requests=300000) as load:
+    with Load(web, url=HTTPS, path="/", concurrency=4, duration=600, requests=300000,
+              rate=DEPLOY_LOAD_RATE) as load:
         result = run_playbook("pydeploy.django_stack.deploy", {"python_app_source_path": str(src)})
     assert result.returncode != 0
     said = " ".join(result.stdout.split())  # the message as one line, however the callback wrapped it

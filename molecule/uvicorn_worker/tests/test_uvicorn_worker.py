@@ -12,7 +12,7 @@ import tempfile
 import uuid
 
 import pytest
-from pydeploy_testlib import (Load, http_get, http_json, journal_cursor, journal_lines, main_pid, recap_changed,
+from pydeploy_testlib import (DEPLOY_LOAD_RATE, Load, http_get, http_json, journal_cursor, journal_lines, main_pid, recap_changed,
                               run_load, run_playbook, wait_for)
 from pydeploy_testlib.asgi import WsHold, run_tagged, venv_python, worker_pids, ws_run
 from pydeploy_testlib.nginx import request
@@ -172,7 +172,8 @@ def test_standalone_deploy_of_a_release_under_load_drops_nothing(host):
     current = host.file("/srv/solo/current").linked_to
     with tempfile.TemporaryDirectory() as tmp:
         src = make_release(pathlib.Path(tmp), "5.0.0-solo")
-        with Load(host, unix="/run/uvicorn/solo.sock", concurrency=4, duration=600, requests=2000000) as load:
+        with Load(host, unix="/run/uvicorn/solo.sock", concurrency=4, duration=600, requests=2000000,
+                  rate=DEPLOY_LOAD_RATE) as load:
             result = run_playbook("pydeploy.django_stack.deploy", {**SOLO, "python_app_source_path": str(src)})
             assert result.returncode == 0, result.stdout[-4000:]
     print("standalone deploy under load:", json.dumps(load.result))
