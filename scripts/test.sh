@@ -53,7 +53,9 @@ machine_busy() {  # machine_busy VAR: CPU seconds this machine's CPUs have been 
 suite_busy0=0 suite_busy1=0
 machine_busy suite_busy0
 
-# ---- Molecule scenarios, PYDEPLOY_JOBS at a time (default 2), in the background ------------------
+# ---- Molecule scenarios, PYDEPLOY_JOBS at a time (default 3), in the background ------------------
+# Three, not two: the CPUs stay busy to the end instead of one scenario running alone at the end
+# (1791 s against 1888 s for the same commit, README "Tests").
 run_scenario() {  # run_scenario SCENARIO RELEASE: one Molecule scenario, its log, its status file
   local scenario=$1 release=$2 tag="$1-deb$2" start=$SECONDS rc cpu0 cpu1
   cpu_seconds cpu0
@@ -70,7 +72,7 @@ run_scenario() {  # run_scenario SCENARIO RELEASE: one Molecule scenario, its lo
   say "molecule $tag: $([ "$rc" -eq 0 ] && echo ok || echo FAILED) after $((SECONDS - start))s"
 }
 scenario_pool() {
-  local jobs_max=${PYDEPLOY_JOBS:-2} run scenario release
+  local jobs_max=${PYDEPLOY_JOBS:-3} run scenario release
   for run in "${runs[@]}"; do
     scenario=${run%:*}; release=${run#*:}
     # Never two runs of one scenario at once (they would share Molecule's state directory).
