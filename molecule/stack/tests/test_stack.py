@@ -104,7 +104,10 @@ def test_failing_health_check_stops_the_roll(web, tmp_path):
     src = _release(tmp_path, "4.0.0-bad", broken_health=True)
     with Load(web, url=HTTPS, path="/", concurrency=4, duration=600, requests=300000,
               rate=DEPLOY_LOAD_RATE) as load:
-        result = run_playbook("pydeploy.django_stack.deploy", {"python_app_source_path": str(src)})
+        # Two attempts of the health check, not the default 15 (30 s of a check that cannot pass while
+        # the load runs): the rescue that rolls the host back runs no health check of its own.
+        result = run_playbook("pydeploy.django_stack.deploy", {"python_app_source_path": str(src),
+                                                               "python_app_health_retries": 2})
     assert result.returncode != 0
     said = " ".join(result.stdout.split())  # the message as one line, however the callback wrapped it
     assert "it was rolled back there; the roll stopped" in said, result.stdout[-4000:]
