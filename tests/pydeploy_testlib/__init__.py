@@ -163,6 +163,16 @@ def run_playbook(playbook, extra_vars=None, limit=None, timeout=1500, inventory=
                           check=False)
 
 
+def run_tagged(playbook, tags, extra_vars=None, timeout=900):
+    """ansible-playbook with --tags against the scenario's inventory: the steps a config change
+    needs (e.g. the server roles), without redeploying the app."""
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook, "--tags", ",".join(tags)]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                          check=False)
+
+
 def recap_changed(output):
     """Sum of changed= over the PLAY RECAP lines."""
     total = 0

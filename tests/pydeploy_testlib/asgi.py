@@ -4,9 +4,7 @@ The client is standard library only; the tests run it with a release's interpret
 (`venv_python`), the one the app itself runs with, or with the system's python3.
 """
 import json
-import os
 import shlex
-import subprocess
 import uuid
 
 from pydeploy_testlib import TOOLS, wait_for
@@ -61,13 +59,3 @@ def worker_pids(host, master):
     """Child processes of a server's main process that serve requests (not multiprocessing helpers)."""
     out = host.run(f"pgrep -P {master} -a").stdout.splitlines()
     return sorted(int(line.split()[0]) for line in out if "resource_tracker" not in line)
-
-
-def run_tagged(playbook, tags, extra_vars=None, timeout=900):
-    """ansible-playbook with --tags against the scenario's inventory: the steps a config change
-    needs (e.g. the server roles), without redeploying the app."""
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook, "--tags", ",".join(tags)]
-    if extra_vars:
-        cmd += ["-e", json.dumps(extra_vars)]
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
-                          check=False)

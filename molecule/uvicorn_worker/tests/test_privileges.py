@@ -11,8 +11,7 @@ import json
 import shlex
 
 import pytest
-from pydeploy_testlib import recap_changed
-from pydeploy_testlib.asgi import run_tagged
+from pydeploy_testlib import recap_changed, run_tagged
 
 PROBE_DIR = "/run/pydeploy-test-interpreters"
 PROBE = f"""\

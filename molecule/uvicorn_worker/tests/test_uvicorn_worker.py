@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 from pydeploy_testlib import (DEPLOY_LOAD_RATE, Load, http_get, http_json, journal_cursor, journal_lines, main_pid, recap_changed,
-                              run_load, run_playbook, wait_for)
-from pydeploy_testlib.asgi import WsHold, run_tagged, venv_python, worker_pids, ws_run
+                              run_load, run_playbook, run_tagged, wait_for)
+from pydeploy_testlib.asgi import WsHold, venv_python, worker_pids, ws_run
 from pydeploy_testlib.nginx import request
 from pydeploy_testlib.release import make_release
 
@@ -314,19 +314,22 @@ def test_http_through_nginx_over_tls(host, mode):
     assert status == 200 and body["status"] == "ok" and body["secure"] is True, body
 
 
-# Worker recycling (uvicorn_worker_max_requests): the last tests, as they converge the scenario
-# again with a low limit, and take it back by converging without it when they are done.
+# Worker recycling (uvicorn_worker_max_requests): the last tests, as they apply a low limit to both
+# apps (the server roles of the scenario's converge, by tag) and take it back the same way when they
+# are done.
 RECYCLE = {"uvicorn_worker_max_requests": 40, "uvicorn_worker_max_requests_jitter": 10}
+SERVER_TAGS = ["uvicorn_worker", "gunicorn"]
 
 
 @pytest.fixture(scope="module")
 def recycling(host):
-    result = run_playbook("converge.yml", RECYCLE)
+    # The server roles of both apps only (--tags), as an operator changing a setting runs them.
+    result = run_tagged("converge.yml", SERVER_TAGS, RECYCLE)
     assert result.returncode == 0, result.stdout[-3000:]
     assert re.search(r"^max_requests = 40$", host.file("/etc/gunicorn/demo.conf.py").content_string, re.M)
     assert "--limit-max-requests 40 " in host.run("systemctl show -p ExecStart --value uvicorn-solo.service").stdout
     yield RECYCLE
-    restored = run_playbook("converge.yml")
+    restored = run_tagged("converge.yml", SERVER_TAGS)
     assert restored.returncode == 0, restored.stdout[-3000:]
     assert re.search(r"^max_requests = 0$", host.file("/etc/gunicorn/demo.conf.py").content_string, re.M)
     assert "--limit-max-requests" not in host.run("systemctl show -p ExecStart --value uvicorn-solo.service").stdout
