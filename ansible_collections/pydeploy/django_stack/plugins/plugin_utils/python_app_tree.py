@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import tarfile
+import tempfile
 
 VCS_DIRS = {".git", ".hg", ".svn", ".bzr", "_darcs", "CVS"}
 ALWAYS_EXCLUDED = ["__pycache__/", "*.py[cod]", ".DS_Store"]
@@ -195,13 +196,22 @@ def pack(root, paths, dest, extra_trees=()):
         entries += [(os.path.join(directory, name), f"{prefix}/{name}" if prefix else name) for name in names]
     # Every directory is in the archive itself, so that unpacking gives all of them the same owner.
     directories = sorted({"/".join(arc.split("/")[:i]) for _full, arc in entries for i in range(1, arc.count("/") + 1)})
-    tmp = dest + ".tmp"
-    with tarfile.open(tmp, "w:gz", compresslevel=6) as archive:
-        for directory in directories:
-            add_dir(archive, directory)
-        for full, arcname in entries:
-            add(archive, full, arcname)
-    os.replace(tmp, dest)
+    # The app hosts of a play pack the same release to the same path at once (a controller worker per
+    # host): each writes a temporary file of its own (mode 0600: the source may hold secrets) and moves
+    # it into place whole, so that no pack removes another's file and a reader never sees a partial one.
+    handle, tmp = tempfile.mkstemp(prefix=os.path.basename(dest) + ".", suffix=".tmp",
+                                   dir=os.path.dirname(dest) or ".")
+    try:
+        with os.fdopen(handle, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as archive:
+            for directory in directories:
+                add_dir(archive, directory)
+            for full, arcname in entries:
+                add(archive, full, arcname)
+        os.replace(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return dest
 
 

@@ -67,3 +67,35 @@ def test_pack_normalizes_owner_and_modes_and_lists_directories(tmp_path):
     assert set(members) == {"pkg", "pkg/mod.py", "run.sh", "pydeploy_django", "pydeploy_django/settings.py"}
     assert members["pkg"].isdir() and members["pkg/mod.py"].mode == 0o644 and members["run.sh"].mode == 0o755
     assert all(m.uid == 0 and m.gid == 0 for m in members.values())
+
+
+def test_concurrent_packs_of_one_release_each_give_a_whole_archive(tmp_path):
+    """The app hosts of a play pack the same release to the same path at the same time (one controller
+    worker per host): each writes its own temporary file and moves it into place whole, so no pack fails
+    and the archive any reader opens is complete."""
+    import threading
+
+    src = tmp_path / "src"
+    make(src, {f"pkg/mod{i}.py": "x = 1\n" * 400 for i in range(150)})
+    paths = list_tree(src)
+    dest = str(tmp_path / "release.tar.gz")
+    start, errors = threading.Barrier(4), []
+
+    def worker():
+        start.wait()
+        try:
+            for _ in range(3):
+                pack(src, paths, dest)
+        except Exception as exc:  # noqa: BLE001 - any failure is the finding
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with tarfile.open(dest) as archive:
+        assert len([m for m in archive.getmembers() if m.isfile()]) == 150
+    assert sorted(os.listdir(tmp_path)) == ["release.tar.gz", "src"]  # no temporary file left behind
+    assert os.stat(dest).st_mode & 0o077 == 0  # the source may hold secrets: the controller user's only
