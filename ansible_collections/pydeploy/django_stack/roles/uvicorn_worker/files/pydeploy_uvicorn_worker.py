@@ -14,7 +14,8 @@ command line and supervisor (`--fd 3 --workers N ...`), with two corrections: th
 and workers spawned with this release's interpreter rather than through the `current` link.
 
 Both modes use a Uvicorn server whose shutdown does not reset the connections it accepted last
-(see _Server).
+(see _Server). In standalone mode the supervisor also lets go of its copy of each worker's end of their
+health-check pipe (see _start_letting_go_of_the_workers_end).
 
 Standalone mode with several listening sockets (the unix socket and TCP addresses of the socket
 unit): systemd passes them as fds 3, 4, ... (LISTEN_FDS); Uvicorn's `--fd 3` takes one, so the
@@ -163,6 +164,24 @@ def _multiprocess_serving_every_socket(base):
     return _Multiprocess
 
 
+def _start_letting_go_of_the_workers_end(start):
+    """Uvicorn's Process.start, after which the supervisor closes its copy of the worker's end of their
+    health-check pipe (the spawned worker has its own by then).
+
+    Uvicorn 0.54 keeps both ends in the supervisor. A worker that exits while the supervisor checks it
+    (a worker recycled by --limit-max-requests, in its last moments) answers no ping, and as the
+    supervisor still holds the worker's end the pipe never reports it closed: the check waits its whole
+    --timeout-worker-healthcheck, and the supervisor restarts no worker meanwhile (both workers of
+    the scenario, recycled together, left none serving for 10 s). With the end closed, the worker's
+    exit closes the pipe and the check returns at once."""
+    def start_and_let_go(self):
+        start(self)
+        self.child_conn.close()
+
+    start_and_let_go._pydeploy = True
+    return start_and_let_go
+
+
 def _use_server_in_standalone_uvicorn():
     """Make Uvicorn's CLI and supervisor build _Server (and serve every systemd socket). Runs in the
     supervisor and, as the supervisor's spawned workers import this file again as __mp_main__, in
@@ -178,6 +197,10 @@ def _use_server_in_standalone_uvicorn():
     if not getattr(main_module.Multiprocess, "_pydeploy", False):
         main_module.Multiprocess = _multiprocess_serving_every_socket(main_module.Multiprocess)
         main_module.Multiprocess._pydeploy = True
+    # A method, not a subclass: the Process object is pickled into each spawned worker by its class.
+    process_class = multiprocess_module.Process
+    if not getattr(process_class.start, "_pydeploy", False):
+        process_class.start = _start_letting_go_of_the_workers_end(process_class.start)
 
 
 if __name__ == "__mp_main__" and Server is not None:

@@ -60,3 +60,41 @@ def test_settings_owned_by_gunicorn_are_refused():
     else:
         raise AssertionError("workers accepted")
     assert pu.settings_from('{"loop": "uvloop"}') == {"loop": "uvloop"}
+
+
+class _Worker:
+    """Uvicorn 0.54's supervisor-side Process, reduced to what the health check uses: a duplex pipe made
+    in the supervisor, a child process that gets both ends, start()."""
+
+    def __init__(self):
+        import multiprocessing
+
+        self.parent_conn, self.child_conn = multiprocessing.Pipe()
+        # fork (the test's functions need no pickling); the child inherits both ends, as a spawned
+        # worker receives both in its pickled Process object.
+        self.process = multiprocessing.get_context("fork").Process(target=os._exit, args=(0,))
+
+    def start(self):
+        self.process.start()
+
+
+def test_a_worker_that_exits_closes_the_health_check_pipe_at_once():
+    """A health check of a worker that has exited: with the supervisor's copy of the worker's end
+    closed after start, the pipe reads as closed (EOF) instead of staying silent until the timeout."""
+    kept = _Worker()
+    kept.start()
+    kept.process.join()
+    assert kept.parent_conn.poll(0.2) is False  # Uvicorn as it is: silent, the check would wait it out
+
+    released = _Worker()
+    pu._start_letting_go_of_the_workers_end(_Worker.start)(released)
+    assert released.child_conn.closed
+    released.process.join()
+    assert released.parent_conn.poll(5) is True  # EOF: readable at once
+    try:
+        released.parent_conn.recv()
+    except EOFError:
+        pass
+    else:
+        raise AssertionError("a pong from a worker that exited")
+    assert pu._start_letting_go_of_the_workers_end(_Worker.start)._pydeploy is True
