@@ -84,12 +84,12 @@ def test_concurrent_packs_of_one_release_each_give_a_whole_archive(tmp_path):
     def worker():
         start.wait()
         try:
-            for _ in range(3):
+            for _attempt in range(3):
                 pack(src, paths, dest)
         except Exception as exc:  # noqa: BLE001 - any failure is the finding
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
+    threads = [threading.Thread(target=worker) for _thread in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
