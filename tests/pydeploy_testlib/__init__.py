@@ -14,10 +14,10 @@ TOOLS = "/usr/local/lib/pydeploy-tests"
 
 # The request rate of the load that runs through a whole deploy (a minute or two): every reload,
 # restart and drain in it is crossed by a request every 10 ms on average, so a moment in which the
-# socket refuses or resets connections fails requests. Unpaced, four clients reached 1,100 requests/s on the
-# app's socket: the load generator and the workers then took both CPUs of the test machine, for as
-# long as the deploy ran, from the deploy under test and from the scenarios that run beside it.
-# The short reload and restart tests still send as fast as they can.
+# socket refuses or resets connections fails requests. Unpaced, four clients reached 1,100
+# requests/s on the app's socket: the load generator and the workers then took both CPUs of the
+# test machine, for as long as the deploy ran, from the deploy under test and from the scenarios
+# that run beside it. The short reload and restart tests still send as fast as they can.
 DEPLOY_LOAD_RATE = 100
 
 
@@ -144,11 +144,12 @@ def child_pids(host, pid):
     return sorted(int(p) for p in out)
 
 
-def run_playbook(playbook, extra_vars=None, limit=None, timeout=1500, inventory=None):
+def run_playbook(playbook, extra_vars=None, limit=None, timeout=1500, inventory=None, tags=None):
     """ansible-playbook against the scenario's inventory (molecule exports the paths).
 
     inventory: the inventory to use instead of Molecule's file of instances, e.g. its whole
-    inventory directory (with the scenario's own hosts, group_vars and host_vars)."""
+    inventory directory (with the scenario's own hosts, group_vars and host_vars).
+    tags: run only the tasks with these tags (--tags), as run_tagged."""
     scenario_dir = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
     path = playbook if "." in os.path.basename(playbook) and "/" in playbook else os.path.join(scenario_dir, playbook)
     if not os.path.exists(path):
@@ -158,6 +159,8 @@ def run_playbook(playbook, extra_vars=None, limit=None, timeout=1500, inventory=
         cmd += ["-e", json.dumps(extra_vars)]
     if limit:
         cmd += ["--limit", limit]
+    if tags:
+        cmd += ["--tags", ",".join(tags)]
     # stderr folded into stdout: failure messages go to either, depending on the callback.
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
                           check=False)
@@ -166,11 +169,7 @@ def run_playbook(playbook, extra_vars=None, limit=None, timeout=1500, inventory=
 def run_tagged(playbook, tags, extra_vars=None, timeout=900):
     """ansible-playbook with --tags against the scenario's inventory: the steps a config change
     needs (e.g. the server roles), without redeploying the app."""
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook, "--tags", ",".join(tags)]
-    if extra_vars:
-        cmd += ["-e", json.dumps(extra_vars)]
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
-                          check=False)
+    return run_playbook(playbook, extra_vars, timeout=timeout, tags=tags)
 
 
 def recap_changed(output):
