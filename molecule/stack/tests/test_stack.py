@@ -115,3 +115,15 @@ def test_failing_health_check_stops_the_roll(web, tmp_path):
     assert load.result["failed"] == 0, load.result
     # Both hosts serve the release they had: the first was rolled back, the second never switched.
     assert _app_versions(web) == before
+
+
+def test_static_files_come_from_an_app_host_that_finished_never_a_failed_one(web):
+    # static_source.yml: app1 failed its app tier in the run, app2 finished it.
+    root = "/srv/demo/shared/static"
+    try:
+        result = run_playbook("static_source.yml")
+        assert result.returncode == 0, result.stdout[-4000:]
+        assert web.file(f"{root}/pydeploy-source-app2.txt").content_string == "app2\n"
+        assert not web.file(f"{root}/pydeploy-source-app1.txt").exists
+    finally:
+        web.run(f"rm -f {root}/pydeploy-source-app1.txt {root}/pydeploy-source-app2.txt")

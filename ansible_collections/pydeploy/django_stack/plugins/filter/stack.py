@@ -212,7 +212,37 @@ def first_of_app(hostvars, hosts, host):
     return False
 
 
+APP_TIER_FACT = "__pydeploy_app_tier"
+
+
+def static_source(hostvars, app_hosts):
+    """The app host the web hosts copy the static files from: the first of `app_hosts` that finished
+    the app tier (or a release) in this run, which the plays record in the host's APP_TIER_FACT
+    ('started', then 'done'). A host that started and did not finish failed: its static root may be
+    empty or another release's. When no app host ran the app tier in this run (a web tier run on its
+    own), the first app host, whose files are those of the release that serves."""
+    hosts = list(app_hosts)
+    if not hosts:
+        raise AnsibleFilterError("There is no app host to copy the static files from: the app tier has no host.")
+    state = {}
+    for host in hosts:
+        try:
+            state[host] = hostvars[host][APP_TIER_FACT]
+        except KeyError:
+            state[host] = None
+    done = [host for host in hosts if state[host] == "done"]
+    if done:
+        return done[0]
+    failed = [host for host in hosts if state[host] == "started"]
+    if failed:
+        raise AnsibleFilterError(
+            f"No app host finished the app tier in this run ({', '.join(failed)} failed, see above): the web "
+            "hosts keep the static files they have, as none has a whole release to copy them from."
+        )
+    return hosts[0]
+
+
 class FilterModule:
     def filters(self):
         return {"stack_input": stack_input, "batch_upstream": batch_upstream, "remote_hosts": remote_hosts,
-                "first_of_app": first_of_app}
+                "first_of_app": first_of_app, "static_source": static_source}

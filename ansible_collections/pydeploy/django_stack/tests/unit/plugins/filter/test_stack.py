@@ -1,6 +1,8 @@
 """The stack contract's wiring (plugins/filter/stack.py): plain data in, plain data out."""
 import pytest
 
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.pydeploy.django_stack.plugins.filter import stack
 
 
@@ -161,3 +163,33 @@ def test_first_of_app_is_once_per_app_in_the_run():
     hv = _one_box_apps()
     run = ["blog", "shop", "shop2"]
     assert [stack.first_of_app(hv, run, h) for h in run] == [True, True, False]
+
+
+def _tier_state(**states):
+    return {host: ({} if state is None else {"__pydeploy_app_tier": state}) for host, state in states.items()}
+
+
+@pytest.mark.parametrize("states, source", [
+    # Every app host finished: the first.
+    ({"app1": "done", "app2": "done"}, "app1"),
+    # The first failed in this run: the next that finished, never the failed one.
+    ({"app1": "started", "app2": "done"}, "app2"),
+    # A deploy limited to app2 (pydeploy_deploy_hosts): the host that has the new release.
+    ({"app1": None, "app2": "done"}, "app2"),
+    # The web tier on its own: no app host ran, the first serves the live release.
+    ({"app1": None, "app2": None}, "app1"),
+])
+def test_static_source_is_the_first_app_host_that_finished(states, source):
+    hv = _tier_state(**states)
+    assert stack.static_source(hv, list(states)) == source
+
+
+def test_static_source_fails_naming_the_app_hosts_when_every_one_that_ran_failed():
+    hv = _tier_state(app1="started", app2="started", app3=None)
+    with pytest.raises(AnsibleFilterError, match=r"No app host finished the app tier in this run \(app1, app2 failed"):
+        stack.static_source(hv, ["app1", "app2", "app3"])
+
+
+def test_static_source_needs_an_app_host():
+    with pytest.raises(AnsibleFilterError, match="the app tier has no host"):
+        stack.static_source({}, [])
