@@ -44,7 +44,8 @@ fi
 
 if ! command -v debootstrap >/dev/null 2>&1; then
   log "installing debootstrap"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  # The other release's build may be installing it at the same moment: wait for dpkg's lock.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 debootstrap >/dev/null
 fi
 
 work=$(mktemp -d /var/tmp/pydeploy-rootfs.XXXXXX)

@@ -61,22 +61,37 @@ install_collection() {
     -p "$PYDEPLOY_COLLECTIONS_PATH" "$build"/pydeploy-django_stack-*.tar.gz >/dev/null
 }
 
-ensure_images() {
-  local release
+ensure_images() {  # every release's image at once: a build waits on the mirror most of the time
+  local release rc=0 pids=() logs=() i
   for release in ${PYDEPLOY_DEBIAN_RELEASES:-12}; do
-    "$PYDEPLOY_ROOT/scripts/build-image.sh" "$release"
     mkdir -p "$PYDEPLOY_CACHE_DIR/apt-$release/partial"
+    logs+=("$(mktemp)")
+    "$PYDEPLOY_ROOT/scripts/build-image.sh" "$release" >"${logs[-1]}" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || rc=1
+    cat "${logs[$i]}" && rm -f "${logs[$i]}"
   done
   mkdir -p "$PYDEPLOY_CACHE_DIR/pip"
+  return $rc
 }
 
+# The venv install, the Docker engine's install (when there is none) and the image builds
+# (debootstrap, when an image is missing) wait on the network most of the time: they run side by
+# side. The images need the engine; the venv needs neither.
+venv_log=$(mktemp)
+ensure_venv >"$venv_log" 2>&1 &
+venv_pid=$!
 ensure_docker
-# The image build (debootstrap, when the image is missing) and the venv install both wait on the
-# network most of the time: they run side by side.
 images_log=$(mktemp)
 ensure_images >"$images_log" 2>&1 &
 images_pid=$!
-ensure_venv
+venv_rc=0
+wait "$venv_pid" || venv_rc=$?
+cat "$venv_log"
+rm -f "$venv_log"
+[ "$venv_rc" = 0 ] || die "the venv could not be made (output above)"
 install_collection
 images_rc=0
 wait "$images_pid" || images_rc=$?
