@@ -247,13 +247,17 @@ def test_sync_and_async_views(host, path):
     assert status == 200 and body["view"] in ("sync", "async")
 
 
-def test_release_switch_of_the_second_app_restarts_only_that_app(host):
-    """Two apps on one host: a new release of the second restarts its Gunicorn (new master, new
-    code) without dropping its requests, and leaves the first app's master and workers alone."""
+def test_release_switch_of_the_second_app_reloads_only_that_app(host):
+    """Two apps on one host: a new release of the second, with the requirements (so the virtualenv)
+    its master runs, is a reload: the same master, only new workers, all of them serving the new
+    code once the deploy returns, no request dropped; the first app's master and workers are left
+    alone. (A release with a new virtualenv restarts: test_new_release_with_new_dependency...)"""
     demo_master = main_pid(host, SERVICE)
     demo_workers = child_pids(host, demo_master)
     demo_version = http_json(host, "/health/", unix=SOCKET)[1]["version"]
     second_master = main_pid(host, SECOND["service"])
+    second_workers = set(child_pids(host, second_master))
+    venv = host.file("/srv/second/current/venv").linked_to
     current = host.file("/srv/second/current").linked_to
     with tempfile.TemporaryDirectory() as tmp:
         src = make_release(pathlib.Path(tmp), "3.0.0-second")
@@ -265,8 +269,11 @@ def test_release_switch_of_the_second_app_restarts_only_that_app(host):
     assert load.result["failed"] == 0, load.result
     assert load.result["last_version"] == "3.0.0-second", load.result
     assert host.file("/srv/second/current").linked_to != current
-    assert main_pid(host, SECOND["service"]) != second_master
-    assert http_json(host, "/health/", unix=SECOND["sock"])[1]["version"] == "3.0.0-second"
+    assert host.file("/srv/second/current/venv").linked_to == venv
+    assert main_pid(host, SECOND["service"]) == second_master
+    workers = set(child_pids(host, second_master))
+    assert workers and not workers & second_workers, (second_workers, workers)
+    assert {http_json(host, "/health/", unix=SECOND["sock"])[1]["version"] for _ in range(20)} == {"3.0.0-second"}
     # The first app: same master, same workers, same release.
     assert main_pid(host, SERVICE) == demo_master
     assert child_pids(host, demo_master) == demo_workers

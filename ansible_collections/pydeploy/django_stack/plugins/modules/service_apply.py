@@ -17,9 +17,16 @@ description:
     the service when it is not running (it then runs everything that is new, so nothing more is due) or do the
     strongest of the due actions O(action).
   - The actions, weakest first - C(none); C(reload) (C(systemctl reload), e.g. Gunicorn's HUP, same main process);
-    C(restart) (new main process; with socket activation systemd holds the listening socket, connections wait in
-    its backlog); C(recreate_socket) (stop the service, restart the socket unit so that a changed C(.socket) unit
-    takes effect, start the service; the one action that refuses connections for a moment).
+    C(switch) (new code of the app, see below); C(restart) (new main process; with socket activation systemd holds
+    the listening socket, connections wait in its backlog); C(recreate_socket) (stop the service, restart the
+    socket unit so that a changed C(.socket) unit takes effect, start the service; the one action that refuses
+    connections for a moment).
+  - C(switch) is a reload when the main process already runs the interpreter of O(venv) (a new release that kept
+    its virtualenv, whose new workers load the new code while the old ones serve), and the module returns only
+    once every worker process the main process had before the reload has exited, so that no old code serves after
+    it. It is a restart when the main process runs another virtualenv (or one it names through a symbolic link,
+    which may have changed since it started), when O(venv) is not given, or when old workers are still there
+    after O(switch_timeout) seconds.
   - Returns what it did and the main PID before and after.
   - The handler pattern the collection's roles use with it - config tasks notify topics; one handler per topic
     records the due action for the instance in a fact (a dict instance -> list of actions); one handler calls this
@@ -38,8 +45,18 @@ options:
       - Due actions; the strongest is applied when the service is running already. A string is one action.
     type: list
     elements: str
-    choices: [none, reload, restart, recreate_socket]
+    choices: [none, reload, switch, restart, recreate_socket]
     default: []
+  venv:
+    description:
+      - The virtualenv of the code the service is to run (e.g. the C(venv) link of the app's current release), for
+        the action C(switch).
+    type: path
+  switch_timeout:
+    description:
+      - How long a C(switch) waits for the old workers to exit after the reload before it restarts instead.
+    type: int
+    default: 90
   daemon_reload:
     description: Run C(systemctl daemon-reload) first (unit files changed).
     type: bool
@@ -98,6 +115,10 @@ action:
   description: What was done to the service - C(none), C(start), C(reload), C(restart) or C(recreate_socket).
   returned: always
   type: str
+switch:
+  description: Why a due C(switch) became the reload or the restart it did.
+  returned: when a switch was due and the service was running
+  type: str
 due:
   description: The strongest due action that was asked for.
   returned: always
@@ -140,10 +161,11 @@ journal:
 """
 
 import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-ACTIONS = ("none", "reload", "restart", "recreate_socket")
+ACTIONS = ("none", "reload", "switch", "restart", "recreate_socket")
 RUNNING = frozenset({"active", "activating", "reloading", "refreshing"})
 ENABLED = frozenset({"enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "linked", "linked-runtime"})
 
@@ -178,14 +200,56 @@ def parse_show(text):
     return units
 
 
+def running_venv(cmdline, realpath=os.path.realpath):
+    """The virtualenv whose interpreter a process runs, from its command line (argv[0] '<venv>/bin/python3', as
+    the shebang of a venv's script gives it), or None: argv[0] is not such a path, or the venv's path goes through
+    a symbolic link (it may point elsewhere now than when the process started)."""
+    argv0 = cmdline[0] if cmdline else ""
+    bindir = os.path.dirname(argv0)
+    if not os.path.isabs(argv0) or os.path.basename(bindir) != "bin" or not os.path.basename(argv0).startswith("python"):
+        return None
+    venv = os.path.normpath(os.path.dirname(bindir))
+    return venv if realpath(venv) == venv else None
+
+
+def proc_cmdline(pid, proc="/proc"):
+    """A process's command line as a list ([] when it is gone or unreadable)."""
+    try:
+        with open(os.path.join(proc, str(pid), "cmdline"), "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return []
+    return [arg.decode("utf-8", "surrogateescape") for arg in raw.split(b"\0") if arg]
+
+
+def proc_children(pid, proc="/proc"):
+    """The PIDs of the live processes whose parent is `pid`."""
+    out = set()
+    for name in os.listdir(proc):
+        if not name.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, name, "stat"), encoding="utf-8", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 1 and fields[0] != "Z" and fields[1] == str(pid):
+            out.add(int(name))
+    return out
+
+
 class ServiceApply:
-    """The logic, with the command runner injected: run(argv) -> (rc, stdout, stderr)."""
+    """The logic, with the command runner injected: run(argv) -> (rc, stdout, stderr); and, for a switch, how to
+    read a process's command line and children, resolve a path, sleep and tell the time."""
 
     PROPERTIES = "Id,LoadState,ActiveState,UnitFileState,MainPID,FragmentPath"
 
     def __init__(self, run, check_mode=False, unit_dir="/etc/systemd/system", exists=os.path.exists,
-                 remove=os.unlink):
+                 remove=os.unlink, cmdline=proc_cmdline, children=proc_children, realpath=os.path.realpath,
+                 sleep=time.sleep, monotonic=time.monotonic):
         self.run = run
+        self.cmdline, self.children, self.realpath = cmdline, children, realpath
+        self.sleep, self.monotonic = sleep, monotonic
         self.check_mode = check_mode
         self.unit_dir = unit_dir
         self.exists = exists
@@ -215,8 +279,28 @@ class ServiceApply:
             by_name.setdefault(unit, {})
         return by_name
 
+    def switch(self, service, pid, venv, timeout):
+        """A switch of a running service: (action done, why)."""
+        running = running_venv(self.cmdline(pid), self.realpath)
+        wanted = self.realpath(venv) if venv else None
+        if running is None or running != wanted:
+            self.systemctl("restart", service)
+            return "restart", (f"restart: the main process runs {running or 'no virtualenv named without a link'}, "
+                               f"the new code {wanted or 'no venv given'}")
+        before = self.children(pid)
+        self.systemctl("reload", service)
+        if self.check_mode:
+            return "reload", f"reload: the main process runs {running} already"
+        deadline = self.monotonic() + timeout
+        while before & self.children(pid):
+            if self.monotonic() >= deadline:
+                self.systemctl("restart", service)
+                return "restart", f"restart: old workers still ran {timeout} s after the reload"
+            self.sleep(0.2)
+        return "reload", f"reload: the main process runs {running} already; its {len(before)} old workers exited"
+
     def apply(self, service, socket=None, actions=(), daemon_reload=False, enabled=True, retire=(),
-              retire_remove=False):
+              retire_remove=False, venv=None, switch_timeout=90):
         due = strongest(list(actions))
         result = {"changed": False, "action": "none", "due": due, "started": False, "enabled": [], "retired": [],
                   "daemon_reloaded": False}
@@ -273,6 +357,8 @@ class ServiceApply:
         elif due == "reload":
             self.systemctl("reload", service)
             result["action"] = "reload"
+        elif due == "switch":
+            result["action"], result["switch"] = self.switch(service, result["main_pid_before"], venv, switch_timeout)
         elif due == "restart" or (due == "recreate_socket" and not socket):
             self.systemctl("restart", service)
             result["action"] = "restart"
@@ -303,6 +389,8 @@ def main():
             "retire": {"type": "list", "elements": "str", "default": []},
             "retire_remove": {"type": "bool", "default": False},
             "unit_dir": {"type": "path", "default": "/etc/systemd/system"},
+            "venv": {"type": "path"},
+            "switch_timeout": {"type": "int", "default": 90},
         },
         supports_check_mode=True,
     )
@@ -318,7 +406,8 @@ def main():
     try:
         result = applier.apply(params["service"], socket=params["socket"], actions=params["action"],
                                daemon_reload=params["daemon_reload"], enabled=params["enabled"],
-                               retire=params["retire"], retire_remove=params["retire_remove"])
+                               retire=params["retire"], retire_remove=params["retire_remove"], venv=params["venv"],
+                               switch_timeout=params["switch_timeout"])
     except ServiceApplyError as exc:
         journal = ""
         journalctl = module.get_bin_path("journalctl")

@@ -1,8 +1,11 @@
 """service_apply (plugins/modules/service_apply.py): the decisions, with a fake systemctl."""
+import os
+
 import pytest
 
 from ansible_collections.pydeploy.django_stack.plugins.modules.service_apply import (ServiceApply, ServiceApplyError,
-                                                                                     strongest)
+                                                                                     proc_children, proc_cmdline,
+                                                                                     running_venv, strongest)
 
 SERVICE, SOCKET = "gunicorn-app.service", "gunicorn-app.socket"
 
@@ -68,6 +71,7 @@ def stopped(enabled="enabled"):
 @pytest.mark.parametrize("actions, expected", [
     ([], "none"), (["reload"], "reload"), (["reload", "restart"], "restart"),
     (["recreate_socket", "reload"], "recreate_socket"), ("restart", "restart"), (["none", "none"], "none"),
+    (["reload", "switch"], "switch"), (["switch", "restart"], "restart"),
 ])
 def test_strongest_wins(actions, expected):
     assert strongest(actions) == expected
@@ -168,3 +172,118 @@ def test_failed_action_raises_with_output():
     with pytest.raises(ServiceApplyError) as err:
         ServiceApply(systemd).apply(SERVICE, actions=["reload"])
     assert "reload" in err.value.msg and err.value.rc == 1
+
+
+# ---- switch: a new release of the app's code ---------------------------------------------------------------
+VENV_REAL = "/srv/app/venvs/v-1"
+LINKS = {"/srv/app/current/venv": VENV_REAL, "/srv/app/current": "/srv/app/releases/r2"}
+
+
+def resolve(path):
+    """os.path.realpath over a fake tree of symbolic links (LINKS)."""
+    for link, target in sorted(LINKS.items(), key=lambda item: -len(item[0])):
+        if path == link or path.startswith(link + "/"):
+            return resolve(target + path[len(link):])
+    return path
+
+
+class Workers:
+    """The main process's children: the old ones exit after `exit_after` polls (never, when None)."""
+
+    def __init__(self, old, new, exit_after=2):
+        self.old, self.new, self.exit_after, self.polls = set(old), set(new), exit_after, 0
+
+    def __call__(self, pid):
+        assert pid == 100
+        self.polls += 1
+        if self.polls == 1:
+            return set(self.old)
+        if self.exit_after is not None and self.polls > self.exit_after:
+            return set(self.new)
+        return self.old | self.new
+
+
+def switcher(systemd, argv0, workers, clock=None):
+    clock = clock or [0.0]
+    return ServiceApply(systemd, cmdline=lambda pid: [argv0, "/srv/app/current/venv/bin/gunicorn", "--config", "x"],
+                        children=workers, realpath=resolve, sleep=lambda s: clock.__setitem__(0, clock[0] + s),
+                        monotonic=lambda: clock[0])
+
+
+@pytest.mark.parametrize("cmdline, venv", [
+    (["/srv/app/venvs/v-1/bin/python3", "/srv/app/current/venv/bin/gunicorn"], VENV_REAL),
+    (["/srv/app/venvs/v-1/bin/python3.11"], VENV_REAL),
+    # Through a link: what it pointed to when the process started is unknown.
+    (["/srv/app/current/venv/bin/python3"], None),
+    (["gunicorn: master [app]"], None),  # setproctitle
+    (["python3", "-m", "gunicorn"], None),
+    (["/usr/bin/python3"], "/usr"),
+    (["/srv/app/venvs/v-1/bin/gunicorn"], None),
+    ([], None),
+])
+def test_running_venv_is_read_from_argv0_without_links(cmdline, venv):
+    assert running_venv(cmdline, resolve) == venv
+
+
+def test_switch_with_the_same_venv_reloads_and_returns_once_the_old_workers_exited():
+    systemd = FakeSystemd(**{SERVICE: running(100), SOCKET: running(0)})
+    workers = Workers(old={201, 202}, new={301, 302}, exit_after=3)
+    result = switcher(systemd, "/srv/app/venvs/v-1/bin/python3", workers).apply(
+        SERVICE, SOCKET, actions=["switch"], venv="/srv/app/current/venv")
+    assert systemd.calls == [["reload", SERVICE]]
+    assert result["action"] == "reload" and result["main_pid_after"] == 100
+    assert workers.polls == 4  # before, then until none of the old ones is left
+    assert "2 old workers exited" in result["switch"]
+
+
+def test_switch_to_another_venv_restarts():
+    systemd = FakeSystemd(**{SERVICE: running(100)})
+    LINKS["/srv/app/current/venv"] = "/srv/app/venvs/v-2"
+    try:
+        result = switcher(systemd, "/srv/app/venvs/v-1/bin/python3", Workers({201}, {301})).apply(
+            SERVICE, actions=["switch"], venv="/srv/app/current/venv")
+    finally:
+        LINKS["/srv/app/current/venv"] = VENV_REAL
+    assert systemd.calls == [["restart", SERVICE]] and result["action"] == "restart"
+    assert "/srv/app/venvs/v-1" in result["switch"] and "/srv/app/venvs/v-2" in result["switch"]
+
+
+@pytest.mark.parametrize("argv0, venv", [
+    ("/srv/app/current/venv/bin/python3", "/srv/app/current/venv"),  # started through the link
+    ("gunicorn: master [app]", "/srv/app/current/venv"),
+    ("/srv/app/venvs/v-1/bin/python3", None),
+])
+def test_switch_restarts_when_the_running_venv_cannot_be_told_or_none_is_given(argv0, venv):
+    systemd = FakeSystemd(**{SERVICE: running(100)})
+    result = switcher(systemd, argv0, Workers({201}, {301})).apply(SERVICE, actions=["switch"], venv=venv)
+    assert systemd.calls == [["restart", SERVICE]] and result["action"] == "restart"
+
+
+def test_switch_restarts_when_old_workers_outlive_the_timeout():
+    systemd = FakeSystemd(**{SERVICE: running(100)})
+    clock = [0.0]
+    result = switcher(systemd, "/srv/app/venvs/v-1/bin/python3", Workers({201}, {301}, exit_after=None), clock).apply(
+        SERVICE, actions=["switch"], venv="/srv/app/current/venv", switch_timeout=5)
+    assert systemd.calls == [["reload", SERVICE], ["restart", SERVICE]]
+    assert result["action"] == "restart" and "still ran 5 s" in result["switch"]
+    assert 5.0 <= clock[0] < 5.5
+
+
+def test_switch_of_a_stopped_service_starts_it():
+    systemd = FakeSystemd(**{SERVICE: stopped()})
+    result = switcher(systemd, "", Workers(set(), set())).apply(SERVICE, actions=["switch"], venv="/srv/app/current/venv")
+    assert systemd.calls == [["start", SERVICE]] and result["action"] == "start" and "switch" not in result
+
+
+def test_switch_in_check_mode_waits_for_nothing():
+    systemd = FakeSystemd(**{SERVICE: running(100)})
+    applier = switcher(systemd, "/srv/app/venvs/v-1/bin/python3", Workers({201}, {301}, exit_after=None))
+    applier.check_mode = True
+    result = applier.apply(SERVICE, actions=["switch"], venv="/srv/app/current/venv")
+    assert systemd.calls == [] and result["action"] == "reload" and result["commands"] == [["systemctl", "reload", SERVICE]]
+
+
+def test_proc_readers_on_this_process():
+    assert proc_cmdline(os.getpid())[0]
+    assert os.getpid() in proc_children(os.getppid())
+    assert proc_cmdline(2 ** 22 + 7) == []
