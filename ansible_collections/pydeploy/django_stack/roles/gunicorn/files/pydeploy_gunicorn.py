@@ -8,6 +8,8 @@ release's interpreter to check a configuration before it goes live:
 Gunicorn imports it once, in the master: a new version of this file takes effect at the next
 restart (the role restarts the service when it changes), never at a reload.
 
+release_dir(): the release directory for `chdir`, first on sys.path at every start and reload.
+
 ready_hooks(): reload without a stall. On HUP Gunicorn starts the new workers and retires the
 old ones at once, while the new ones are still importing the app; requests then wait for an
 import (Django: seconds). The hooks keep the old workers serving until every new worker has
@@ -20,6 +22,24 @@ import sys
 import time
 
 POLL = 0.05
+# The release directories this process's configuration named (release_dir), in the master across
+# reloads: this module is imported once there.
+_RELEASE_DIRS = []
+
+
+def release_dir(path, sys_path=None):
+    """The real directory of the release `path` (a `current` link) names now, for `chdir`, after taking
+    every release directory named before out of sys.path (and this one, wherever it is).
+
+    At a reload Gunicorn puts `chdir` first on sys.path only when it is not on it already; a release
+    switched back to (a rollback) is there from its earlier start or reload, behind the release it
+    replaces, whose modules the new workers would then import. Out of sys.path, it goes first again."""
+    sys_path = sys.path if sys_path is None else sys_path
+    real = os.path.realpath(path)
+    if real not in _RELEASE_DIRS:
+        _RELEASE_DIRS.append(real)
+    sys_path[:] = [entry for entry in sys_path if entry not in _RELEASE_DIRS]
+    return real
 
 
 def ready_hooks(ready_dir, sleep=time.sleep, monotonic=time.monotonic):

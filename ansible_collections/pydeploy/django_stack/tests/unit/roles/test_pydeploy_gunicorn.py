@@ -91,3 +91,40 @@ def test_checker_usage_and_missing_gunicorn(capsys):
         assert "Gunicorn is not installed" in capsys.readouterr().err
     else:
         pytest.skip("gunicorn installed here: the missing-package path is not reachable")
+
+
+def gunicorn_chdir(sys_path, chdir):
+    """What Gunicorn's Application.chdir() does with the `chdir` a (re)loaded config set."""
+    if chdir not in sys_path:
+        sys_path.insert(0, chdir)
+
+
+def test_release_dir_puts_the_current_release_first_a_rollback_included(tmp_path, monkeypatch):
+    monkeypatch.setattr(pg, "_RELEASE_DIRS", [])
+    releases = {name: tmp_path / "releases" / name for name in ("r1", "r2")}
+    for path in releases.values():
+        path.mkdir(parents=True)
+    current = tmp_path / "current"
+    sys_path = ["/srv/app/venvs/v-1/bin", "/usr/lib/python311.zip", "/srv/app/venvs/v-1/lib/site-packages"]
+    seen = []
+    for release in ("r1", "r2", "r1", "r2"):  # start, deploy, rollback, deploy again (each a reload)
+        if current.is_symlink():
+            current.unlink()
+        current.symlink_to(releases[release])
+        chdir = pg.release_dir(str(current), sys_path)
+        assert chdir == str(releases[release])
+        gunicorn_chdir(sys_path, chdir)
+        seen.append(sys_path[0])
+        # One release directory on sys.path, the current one; nothing else was touched.
+        assert [p for p in sys_path if "releases" in p] == [chdir]
+        assert sys_path[1:] == ["/srv/app/venvs/v-1/bin", "/usr/lib/python311.zip",
+                                "/srv/app/venvs/v-1/lib/site-packages"]
+    assert seen == [str(releases[r]) for r in ("r1", "r2", "r1", "r2")]
+
+
+def test_without_release_dir_a_rollback_keeps_importing_the_newer_release():
+    # Why release_dir exists: Gunicorn alone leaves the release switched back to behind the other.
+    sys_path = []
+    for chdir in ("/srv/app/releases/r1", "/srv/app/releases/r2", "/srv/app/releases/r1"):
+        gunicorn_chdir(sys_path, chdir)
+    assert sys_path[0] == "/srv/app/releases/r2"
