@@ -2,6 +2,7 @@
 """Converge benchmark (issue 13): how long the collection's playbooks take, not how fast the app serves.
 
     scripts/bench_converge.sh [--layouts single,three] [--runs 3] [--ssh] [--keep] [--controller-nice N] [--timeline]
+                              [--split-cpus]
 
 For each layout, `runs` times, on fresh containers built from the local Debian image:
   cold     site.yml on new containers (image, apt and pip caches present)
@@ -11,13 +12,23 @@ For each layout, `runs` times, on fresh containers built from the local Debian i
            deploy.yml with the next release, under a bounded load
            through nginx on the web host's loopback: its failed requests are reported, and its p99
            latency against the p99 of the same load for STEADY_S seconds just before the deploy
-           (the ratio of one run, on the same containers)
+           (the ratio of one run, on the same containers). The load is a closed loop of 4
+           connections: it takes all the CPU the serving side can get, so every CPU-second the
+           deploy takes shows in its latency
+  deploy under paced load
+           the same with the next release, under an open-loop load at PACED_SHARE of the rate the
+           closed loop reached in its steady window (requests due on an even schedule, each one's
+           latency counted from when it was due), against the same paced load's steady p99: live
+           traffic with CPU to spare, as a site runs, rather than a saturated one
 Each row: wall time, task results (ok+changed+skipped+failed+rescued+ignored summed over hosts,
 from the play recap) and changed count. With --ssh the no-op converge of the single box is also
 measured over SSH (sshd in the container, published on 127.0.0.1 only) with and without
 pipelining and ControlPersist: the figures of README "Running it fast". With --timeline the load
 generator records every response and the deploy under load runs with profile_tasks: a second
-table shows which deploy steps the slow requests (over twice the steady p99) fell in.
+table shows which deploy steps the slow requests (over twice the steady p99) fell in. With
+--split-cpus the containers run on the last CPU and ansible-playbook with the docker CLI on the
+others: the hosts then bear only what a deploy runs on them, as with a controller of its own, while
+on shared CPUs the controller's work (and the docker connection's) also slows the requests.
 Prints a markdown table and keeps it under .cache/bench-reports/. Reports; never asserts on time.
 """
 import argparse
@@ -49,9 +60,13 @@ def sh(*cmd, check=True, capture=False, **kw):
     return subprocess.run(cmd, check=check, text=True, capture_output=capture, **kw)
 
 
+HOST_CPUS = None  # --split-cpus: the CPUs of the containers (the hosts), as docker's --cpuset-cpus
+
+
 def container(name, network, ports=()):
     sh("docker", "rm", "-f", name, check=False, capture=True)
     args = ["docker", "run", "-d", "--name", name, "--hostname", name.rsplit("-", 1)[-1], "--network", network,
+            *(["--cpuset-cpus", HOST_CPUS] if HOST_CPUS else []),
             "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
             "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
             "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
@@ -144,9 +159,23 @@ def load_steady(web):
     return json.loads(out) if out.strip().startswith("{") else {}
 
 
-def load_start(web, timeline=False):
+PACED_SHARE = 0.5
+PACED_CONCURRENCY = 16  # enough threads that a stall delays requests rather than the schedule
+
+
+def paced(rate):
+    """LOAD as an open loop at `rate` requests per second."""
+    return LOAD.replace("--concurrency 4", f"--concurrency {PACED_CONCURRENCY}") + f" --rate {rate:.0f}"
+
+
+def load_steady_paced(web, rate):
+    out = sh("docker", "exec", web, "bash", "-c", f"{paced(rate)} --duration {STEADY_S}", capture=True, check=False).stdout
+    return json.loads(out) if out.strip().startswith("{") else {}
+
+
+def load_start(web, timeline=False, load=LOAD):
     record = " --timeline /tmp/bench-deploy.tl" if timeline else ""
-    cmd = (f"nohup {LOAD} --duration 600 --stop-file /tmp/bench.stop{record} > /tmp/bench-load.json "
+    cmd = (f"nohup {load} --duration 600 --stop-file /tmp/bench.stop{record} > /tmp/bench-load.json "
            "2>/tmp/bench-load.err < /dev/null &")
     sh("docker", "exec", web, "bash", "-c", f"rm -f /tmp/bench.stop /tmp/bench-load.json; {cmd}")
 
@@ -248,6 +277,24 @@ def run_layout(layout, runs, workdir, rows, ssh=False, timeline=None):
                 f" vs steady {steady.get('p99_ms', '?')} ms" + (f" = {ratio:.1f}x" if ratio else ""))
         rows.append({"layout": layout, "run": run, "step": "deploy.yml (new release) under load", "note": note, **result})
         print(f"{layout} run {run} deploy under load: {result} {note}", flush=True)
+        if steady.get("rps"):
+            rate = steady["rps"] * PACED_SHARE
+            bump(source, f"1.{run}.2-bench")
+            steady_paced = load_steady_paced(web, rate)
+            load_start(web, load=paced(rate))
+            try:
+                result = playbook("deploy", inv, env)
+            finally:
+                load = load_stop(web)
+            ratio = (load["p99_ms"] / steady_paced["p99_ms"]) if load.get("p99_ms") and steady_paced.get("p99_ms") else None
+            result["p99_ratio"] = ratio
+            note = (f"{rate:.0f} req/s due ({PACED_SHARE:.0%} of the closed loop's {steady['rps']:.0f}): "
+                    f"{load.get('sent', '?')} sent, {load.get('failed', '?')} failed; p99 {load.get('p99_ms', '?')} ms"
+                    f" vs steady {steady_paced.get('p99_ms', '?')} ms" + (f" = {ratio:.1f}x" if ratio else "")
+                    + f"; max {load.get('max_ms', '?')} ms")
+            rows.append({"layout": layout, "run": run, "step": "deploy.yml (new release) under paced load", "note": note,
+                         **result})
+            print(f"{layout} run {run} deploy under paced load: {result} {note}", flush=True)
     return names
 
 
@@ -319,7 +366,17 @@ def main():
                         help="run ansible-playbook at this nice level: on this one machine the controller shares the "
                              "CPUs with the hosts it deploys to, where a real one does not (the modules on the hosts "
                              "are started by the container runtime and keep the normal priority)")
+    parser.add_argument("--split-cpus", action="store_true",
+                        help="run the containers on the last CPU and ansible-playbook (with the docker CLI) on the "
+                             "others, as if the controller were another machine; Docker's daemons are not moved")
     args = parser.parse_args()
+    if args.split_cpus:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            parser.error("--split-cpus needs two CPUs or more")
+        global HOST_CPUS  # pylint: disable=global-statement
+        HOST_CPUS = str(cpus[-1])
+        os.sched_setaffinity(0, cpus[:-1])
     # Inherited by ansible-playbook and the docker CLI; the modules on the hosts, started by the
     # container runtime, keep the normal priority.
     os.nice(args.controller_nice)
@@ -336,7 +393,9 @@ def main():
         report = (f"Converge benchmark {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
                   f"Debian {RELEASE} containers, docker connection unless noted, load average at the end "
                   f"{open('/proc/loadavg').read().split()[:3]}, total {(time.monotonic() - started) / 60:.0f} min"
-                  + (f", ansible-playbook at nice {args.controller_nice}" if args.controller_nice else "") + "\n\n"
+                  + (f", ansible-playbook at nice {args.controller_nice}" if args.controller_nice else "")
+                  + (f", the containers on CPU {HOST_CPUS} and ansible-playbook on the others" if HOST_CPUS else "")
+                  + "\n\n"
                   + table(rows) + "\n" + (timeline_table(timelines) + "\n" if timelines else ""))
         print("\n" + report)
         reports = ROOT / ".cache/bench-reports"

@@ -3,7 +3,9 @@
 
 Sends GET requests to one target from N threads (at most --rate per second, evenly spaced, if
 given) until --duration seconds pass, --requests are sent, or --stop-file appears, whichever comes
-first; then prints one JSON summary:
+first; then prints one JSON summary. With --rate a request's latency runs from its place in the
+schedule, not from when a thread got round to sending it: a stall that holds every thread shows in
+the requests it delayed (an open loop), instead of thinning the load while it lasts. The summary:
 sent, ok, failed, statuses, errors, versions (from JSON bodies), the bodies of the first kinds of
 failed answers (failed_bodies, shortened), latency percentiles, and with
 --tally FIELD how many responses carried each value of that JSON field (e.g. the worker pid).
@@ -82,26 +84,29 @@ def main():
     deadline = time.monotonic() + duration
     started = threading.Event()
 
-    def stop():
+    def next_request():
+        """None once the load is over, else the time the next request is due: its place in an even
+        schedule with --rate (never sent ahead of it, never a burst), else now."""
         if time.monotonic() >= deadline:
-            return True
+            return None
         if args.stop_file and os.path.exists(args.stop_file):
-            return True
+            return None
         with lock:
             if state["sent"] >= args.requests:
-                return True
+                return None
             slot = state["sent"]
             state["sent"] += 1
-        if args.rate > 0:  # the request's place in an even schedule: never ahead of it, never a burst
-            wait = t_start + slot / args.rate - time.monotonic()
-            if wait > 0:
-                time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
-        return False
+        if args.rate <= 0:
+            return time.monotonic()
+        due = t_start + slot / args.rate
+        wait = due - time.monotonic()
+        if wait > 0:
+            time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+        return due
 
     def worker():
         conn = None
-        while not stop():
-            t0 = time.monotonic()
+        while (t0 := next_request()) is not None:
             try:
                 if conn is None:
                     conn = factory()
