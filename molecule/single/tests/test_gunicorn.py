@@ -279,3 +279,46 @@ def test_release_switch_of_the_second_app_reloads_only_that_app(host):
     assert child_pids(host, demo_master) == demo_workers
     assert http_json(host, "/health/", unix=SOCKET)[1]["version"] == demo_version
 
+
+
+def test_a_reload_outlives_the_release_the_master_started_from(host):
+    """A master lives across releases (a release switch is a reload) and python_app prunes old releases,
+    the one the master started from among them: a reload must not need that directory. Here the second
+    app's master starts from its current release, which is then copied and switched to (as a deploy
+    does) and moved aside (as pruning does); a reload after that keeps the same master, which serves on.
+    (Gunicorn checks at every reload that the directory it started in exists: the unit starts it in the
+    role's helpers directory, not in the release.)"""
+    service, sock, root = SECOND["service"], SECOND["sock"], "/srv/second"
+    start = host.file(f"{root}/current").linked_to
+    copy, moved = f"{start}-copy", f"{start}-moved"
+    name = pathlib.PurePosixPath(start).name
+
+    def reload_and_wait(master):
+        before = set(child_pids(host, master))
+        assert host.run(f"systemctl reload {service}").rc == 0
+        wait_for(lambda: not set(child_pids(host, master)) & before, 60, "the old workers to exit")
+
+    def switch(target):
+        assert host.run(f"ln -sfn releases/{target} {root}/current.next && mv -T {root}/current.next {root}/current").rc == 0
+
+    assert host.run(f"systemctl restart {service}").rc == 0
+    wait_for(lambda: http_json(host, "/health/", unix=sock)[0] == 200, 60, "the second app to answer")
+    master = main_pid(host, service)
+    try:
+        assert host.run(f"cp -a {start} {copy}").rc == 0
+        switch(f"{name}-copy")
+        reload_and_wait(master)
+        assert host.run(f"mv -T {start} {moved}").rc == 0
+        with Load(host, unix=sock, concurrency=4, duration=60) as load:
+            reload_and_wait(master)
+        print("reload after the start release went:", json.dumps(load.result))
+        assert main_pid(host, service) == master
+        assert len(child_pids(host, master)) == SECOND["vars"]["gunicorn_workers"]
+        assert load.result["failed"] == 0, load.result
+        assert http_json(host, "/health/", unix=sock)[0] == 200
+    finally:
+        host.run(f"test -e {start} || mv -T {moved} {start}")
+        switch(name)
+        host.run(f"systemctl restart {service}")  # a master that started from the copy would need it
+        wait_for(lambda: http_json(host, "/health/", unix=sock)[0] == 200, 60, "the second app to answer")
+        host.run(f"rm -rf {copy}")
