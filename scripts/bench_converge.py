@@ -147,29 +147,25 @@ def bump(source, version):
 
 
 STEADY_S = 20
-LOAD = ("python3 /usr/local/bin/pydeploy-loadgen.py --url https://127.0.0.1 --path /health/ --concurrency 4 "
-        "--requests 200000")
-
-
-def load_steady(web):
-    """The same load as during the deploy, for STEADY_S seconds with nothing else running: the baseline.
-    Puts the load generator on the web host for load_start too."""
-    sh("docker", "cp", str(ROOT / "tests/tools/loadgen.py"), f"{web}:/usr/local/bin/pydeploy-loadgen.py", capture=True)
-    out = sh("docker", "exec", web, "bash", "-c", f"{LOAD} --duration {STEADY_S}", capture=True, check=False).stdout
-    return json.loads(out) if out.strip().startswith("{") else {}
-
-
 PACED_SHARE = 0.5
 PACED_CONCURRENCY = 16  # enough threads that a stall delays requests rather than the schedule
 
 
-def paced(rate):
-    """LOAD as an open loop at `rate` requests per second."""
-    return LOAD.replace("--concurrency 4", f"--concurrency {PACED_CONCURRENCY}") + f" --rate {rate:.0f}"
+def load_cmd(concurrency=4, rate=None):
+    """The load generator's command line on the web host: a closed loop of `concurrency` connections,
+    or with `rate` an open loop at that many requests per second."""
+    return (f"python3 /usr/local/bin/pydeploy-loadgen.py --url https://127.0.0.1 --path /health/ "
+            f"--concurrency {concurrency} --requests 200000" + (f" --rate {rate:.0f}" if rate else ""))
 
 
-def load_steady_paced(web, rate):
-    out = sh("docker", "exec", web, "bash", "-c", f"{paced(rate)} --duration {STEADY_S}", capture=True, check=False).stdout
+LOAD = load_cmd()
+
+
+def load_steady(web, load=LOAD):
+    """`load` for STEADY_S seconds with nothing else running: the baseline of a deploy under it.
+    Puts the load generator on the web host for load_start too."""
+    sh("docker", "cp", str(ROOT / "tests/tools/loadgen.py"), f"{web}:/usr/local/bin/pydeploy-loadgen.py", capture=True)
+    out = sh("docker", "exec", web, "bash", "-c", f"{load} --duration {STEADY_S}", capture=True, check=False).stdout
     return json.loads(out) if out.strip().startswith("{") else {}
 
 
@@ -237,6 +233,30 @@ def load_stop(web):
     return {}
 
 
+def deploy_under(web, inv, env, load, layout, run, timeline=None):
+    """deploy.yml under `load`, after STEADY_S seconds of the same load alone: (the playbook's result
+    with p99_ratio, the steady summary, the summary during the deploy). With timeline (a list), the
+    slow requests' attribution to deploy steps is appended to it."""
+    steady = load_steady(web, load)
+    load_start(web, timeline is not None, load)
+    output = []
+    deploy_env = {**env, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"} if timeline is not None else env
+    try:
+        result = playbook("deploy", inv, deploy_env, output=output)
+    finally:
+        during = load_stop(web)
+    if timeline is not None and steady.get("p99_ms"):
+        timeline.append({"layout": layout, "run": run, "steady_p99_ms": steady["p99_ms"],
+                         "tasks": attribute(task_starts(output[0]), read_timeline(web), steady["p99_ms"], time.time())})
+    result["p99_ratio"] = (during["p99_ms"] / steady["p99_ms"]) if during.get("p99_ms") and steady.get("p99_ms") else None
+    return result, steady, during
+
+
+def load_note(during, steady, ratio):
+    return (f"{during.get('sent', '?')} sent, {during.get('failed', '?')} failed; p99 {during.get('p99_ms', '?')} ms"
+            f" vs steady {steady.get('p99_ms', '?')} ms" + (f" = {ratio:.1f}x" if ratio else ""))
+
+
 def run_layout(layout, runs, workdir, rows, ssh=False, timeline=None):
     """timeline: a list to which the slow-request attribution of each deploy under load is appended."""
     names = {"single": ["box"], "three": ["web", "app1", "app2", "db"]}[layout]
@@ -258,40 +278,18 @@ def run_layout(layout, runs, workdir, rows, ssh=False, timeline=None):
         result = playbook("deploy", inv, env)
         rows.append({"layout": layout, "run": run, "step": "deploy.yml (new release)", **result})
         print(f"{layout} run {run} deploy: {result}", flush=True)
-        bump(source, f"1.{run}.1-bench")
         web = f"{PREFIX}-{layout}-{'web' if layout == 'three' else 'box'}"
-        steady = load_steady(web)
-        load_start(web, timeline is not None)
-        output = []
-        deploy_env = {**env, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"} if timeline is not None else env
-        try:
-            result = playbook("deploy", inv, deploy_env, output=output)
-        finally:
-            load = load_stop(web)
-        if timeline is not None and steady.get("p99_ms"):
-            timeline.append({"layout": layout, "run": run, "steady_p99_ms": steady["p99_ms"],
-                             "tasks": attribute(task_starts(output[0]), read_timeline(web), steady["p99_ms"], time.time())})
-        ratio = (load["p99_ms"] / steady["p99_ms"]) if load.get("p99_ms") and steady.get("p99_ms") else None
-        result["p99_ratio"] = ratio
-        note = (f"load: {load.get('sent', '?')} sent, {load.get('failed', '?')} failed; p99 {load.get('p99_ms', '?')} ms"
-                f" vs steady {steady.get('p99_ms', '?')} ms" + (f" = {ratio:.1f}x" if ratio else ""))
+        bump(source, f"1.{run}.1-bench")
+        result, steady, load = deploy_under(web, inv, env, LOAD, layout, run, timeline)
+        note = f"load: {load_note(load, steady, result['p99_ratio'])}"
         rows.append({"layout": layout, "run": run, "step": "deploy.yml (new release) under load", "note": note, **result})
         print(f"{layout} run {run} deploy under load: {result} {note}", flush=True)
         if steady.get("rps"):
             rate = steady["rps"] * PACED_SHARE
             bump(source, f"1.{run}.2-bench")
-            steady_paced = load_steady_paced(web, rate)
-            load_start(web, load=paced(rate))
-            try:
-                result = playbook("deploy", inv, env)
-            finally:
-                load = load_stop(web)
-            ratio = (load["p99_ms"] / steady_paced["p99_ms"]) if load.get("p99_ms") and steady_paced.get("p99_ms") else None
-            result["p99_ratio"] = ratio
+            result, paced_steady, load = deploy_under(web, inv, env, load_cmd(PACED_CONCURRENCY, rate), layout, run)
             note = (f"{rate:.0f} req/s due ({PACED_SHARE:.0%} of the closed loop's {steady['rps']:.0f}): "
-                    f"{load.get('sent', '?')} sent, {load.get('failed', '?')} failed; p99 {load.get('p99_ms', '?')} ms"
-                    f" vs steady {steady_paced.get('p99_ms', '?')} ms" + (f" = {ratio:.1f}x" if ratio else "")
-                    + f"; max {load.get('max_ms', '?')} ms")
+                    f"{load_note(load, paced_steady, result['p99_ratio'])}; max {load.get('max_ms', '?')} ms")
             rows.append({"layout": layout, "run": run, "step": "deploy.yml (new release) under paced load", "note": note,
                          **result})
             print(f"{layout} run {run} deploy under paced load: {result} {note}", flush=True)

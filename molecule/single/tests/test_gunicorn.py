@@ -280,7 +280,6 @@ def test_release_switch_of_the_second_app_reloads_only_that_app(host):
     assert http_json(host, "/health/", unix=SOCKET)[1]["version"] == demo_version
 
 
-
 def test_a_reload_outlives_the_release_the_master_started_from(host):
     """A master lives across releases (a release switch is a reload) and python_app prunes old releases,
     the one the master started from among them: a reload must not need that directory. Here the second
