@@ -14,8 +14,11 @@ ready_hooks(): reload without a stall. On HUP Gunicorn starts the new workers an
 old ones at once, while the new ones are still importing the app; requests then wait for an
 import (Django: seconds). The hooks keep the old workers serving until every new worker has
 loaded the app (at most `timeout` seconds, or until one of them dies), then let Gunicorn retire
-them as usual.
+them as usual. While they do, the new workers load the app a few at a time (half the CPUs this
+process may run on, at least one), not all at once: the old workers keep the other CPUs, and
+requests do not queue behind a burst of imports.
 """
+import fcntl
 import os
 import runpy
 import sys
@@ -42,8 +45,36 @@ def release_dir(path, sys_path=None):
     return real
 
 
-def ready_hooks(ready_dir, sleep=time.sleep, monotonic=time.monotonic):
-    """(when_ready, post_worker_init, child_exit) hooks for gunicorn.conf.py, sharing ready_dir."""
+def boot_slots(cpus=None):
+    """How many new workers load the app at once during a reload: half the CPUs, at least one."""
+    cpus = len(os.sched_getaffinity(0)) if cpus is None else cpus
+    return max(1, cpus // 2)
+
+
+def take_boot_slot(ready_dir, slots, wait, notify, sleep=time.sleep, monotonic=time.monotonic):
+    """A descriptor holding one of `slots` boot locks (flock on ready_dir/boot.N), once one is free or
+    `wait` seconds passed (then None: load the app anyway). notify() runs while waiting (Gunicorn's
+    heartbeat, so that the master does not take a waiting worker for a hung one). Closing the
+    descriptor, or the worker's exit, frees the slot."""
+    deadline = monotonic() + wait
+    while True:
+        for slot in range(slots):
+            fd = os.open(os.path.join(ready_dir, f"boot.{slot}"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                os.close(fd)
+        if monotonic() >= deadline:
+            return None
+        notify()
+        sleep(POLL)
+
+
+def ready_hooks(ready_dir, sleep=time.sleep, monotonic=time.monotonic, slots=None):
+    """(when_ready, post_worker_init, child_exit, post_fork) hooks for gunicorn.conf.py, sharing ready_dir."""
+    slots = boot_slots() if slots is None else slots
+    boot_locks = {}
 
     def ready_file(pid):
         return os.path.join(ready_dir, str(pid))
@@ -65,9 +96,22 @@ def ready_hooks(ready_dir, sleep=time.sleep, monotonic=time.monotonic):
 
         server.manage_workers = manage_workers
 
+    def post_fork(server, worker):
+        # In the new worker, before it loads the app. The workers it was forked beside number
+        # num_workers or more only during a reload (the old ones are still there); at a start, or
+        # when one worker replaces another, it loads the app at once.
+        if len(server.WORKERS) < server.num_workers:
+            return
+        fd = take_boot_slot(ready_dir, slots, server.timeout / 2, worker.notify, sleep, monotonic)
+        if fd is not None:
+            boot_locks[worker.pid] = fd
+
     def post_worker_init(worker):
         with open(ready_file(worker.pid), "w", encoding="ascii"):
             pass
+        fd = boot_locks.pop(worker.pid, None)
+        if fd is not None:
+            os.close(fd)
 
     def child_exit(server, worker):  # pylint: disable=unused-argument
         try:
@@ -75,7 +119,7 @@ def ready_hooks(ready_dir, sleep=time.sleep, monotonic=time.monotonic):
         except OSError:
             pass
 
-    return when_ready, post_worker_init, child_exit
+    return when_ready, post_worker_init, child_exit, post_fork
 
 
 def wait_for_new_workers(server, ready_file, alive, sleep=time.sleep, monotonic=time.monotonic):

@@ -66,7 +66,7 @@ def test_reload_gives_up_when_a_new_worker_dies_or_time_runs_out(tmp_path):
 
 def test_hooks_patch_manage_workers_and_track_ready_files(tmp_path):
     ready_dir = tmp_path / "ready"
-    when_ready, post_worker_init, child_exit = pg.ready_hooks(str(ready_dir))
+    when_ready, post_worker_init, child_exit, _post_fork = pg.ready_hooks(str(ready_dir))
     retired = []
     srv = server({os.getpid(): 1}, 1)
     srv.manage_workers = lambda: retired.append(True)
@@ -80,6 +80,59 @@ def test_hooks_patch_manage_workers_and_track_ready_files(tmp_path):
     child_exit(srv, worker)
     assert not (ready_dir / str(os.getpid())).exists()
     child_exit(srv, worker)  # a second exit report is harmless
+
+
+def test_boot_slots_are_half_the_cpus_at_least_one():
+    assert [pg.boot_slots(n) for n in (1, 2, 3, 4, 16)] == [1, 1, 1, 2, 8]
+    assert pg.boot_slots() >= 1
+
+
+def test_new_workers_of_a_reload_load_the_app_one_slot_at_a_time(tmp_path):
+    """Two new workers of a reload with one slot: the second waits (and beats its heartbeat) until the
+    first has loaded the app; a worker of a start, or one replacing another, never waits."""
+    clock = Clock()
+    ready_dir = tmp_path / "ready"
+    ready_dir.mkdir()
+    beats = []
+    first = types.SimpleNamespace(pid=101, notify=lambda: beats.append(101))
+    second = types.SimpleNamespace(pid=102, notify=lambda: beats.append(102))
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        if clock.now >= 0.5 and not (ready_dir / "101").exists():
+            post_worker_init(first)  # the first one has loaded the app: its slot is free
+
+    when_ready, post_worker_init, child_exit, post_fork = pg.ready_hooks(str(ready_dir), sleep, clock.monotonic, slots=1)
+    reload = server({1: 1, 2: 2}, 2)  # the two old workers are still there
+    post_fork(reload, first)
+    assert clock.now == 0 and beats == []
+    post_fork(reload, second)  # waits for the slot the first one holds
+    assert 0.5 <= clock.now < 0.6 and set(beats) == {102}
+    post_worker_init(second)
+    # a start (fewer workers than wanted) or a replaced worker: no slot, no wait
+    start = server({1: 1}, 2)
+    holder = pg.take_boot_slot(str(ready_dir), 1, 0, lambda: None)
+    before = clock.now
+    post_fork(start, types.SimpleNamespace(pid=103, notify=lambda: beats.append(103)))
+    assert clock.now == before and 103 not in beats
+    os.close(holder)
+    del when_ready, child_exit
+
+
+def test_a_worker_that_waited_too_long_loads_the_app_anyway(tmp_path):
+    clock = Clock()
+    held = pg.take_boot_slot(str(tmp_path), 1, 0, lambda: None)
+    assert held is not None
+    beats = []
+    assert pg.take_boot_slot(str(tmp_path), 1, 2, lambda: beats.append(1), clock.sleep, clock.monotonic) is None
+    assert 2 <= clock.now < 2.2 and len(beats) >= 30
+    second = pg.take_boot_slot(str(tmp_path), 2, 0, lambda: None)  # a second slot is free
+    assert second is not None
+    os.close(held)
+    os.close(second)
+    again = pg.take_boot_slot(str(tmp_path), 1, 0, lambda: None)  # closed descriptors free their slots
+    assert again is not None
+    os.close(again)
 
 
 def test_checker_usage_and_missing_gunicorn(capsys):
