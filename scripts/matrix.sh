@@ -83,6 +83,7 @@ run_leg() {  # run_leg CORE ANSIBLE
     export PATH=$venv/bin:$PATH VIRTUAL_ENV=$venv
     # Only this checkout's collection and, in the venv, the dependencies: nothing from ~/.ansible.
     export ANSIBLE_COLLECTIONS_PATH=$PYDEPLOY_ROOT
+    compile_plugins "$PYDEPLOY_ROOT"
     export ANSIBLE_NOCOLOR=1 ANSIBLE_DEPRECATION_WARNINGS=false
     got=$(ansible-playbook --version)
     case $got in *"core $core]"*) ;; *) die "expected ansible-core $core, got: ${got%%$'\n'*}" ;; esac

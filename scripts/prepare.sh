@@ -59,6 +59,7 @@ install_collection() {
   "$PYDEPLOY_VENV/bin/ansible-galaxy" collection build --force --output-path "$build" "$PYDEPLOY_COLLECTION_SRC" >/dev/null
   "$PYDEPLOY_VENV/bin/ansible-galaxy" collection install --force --no-deps \
     -p "$PYDEPLOY_COLLECTIONS_PATH" "$build"/pydeploy-django_stack-*.tar.gz >/dev/null
+  compile_plugins "$PYDEPLOY_COLLECTIONS_PATH"
 }
 
 ensure_images() {  # every release's image at once: a build waits on the mirror most of the time

@@ -18,6 +18,7 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$PYDEPLOY_VENV/bin/python" ]; then
 fi
 # The suite resolves the collection from this checkout, never from an installed copy.
 unset ANSIBLE_COLLECTIONS_PATH
+compile_plugins "$PYDEPLOY_ROOT"
 
 rc=0
 cpu0=0 cpu1=0 cpu2=0
