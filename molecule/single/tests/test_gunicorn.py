@@ -166,7 +166,9 @@ def test_worker_recycling_by_max_requests_drops_nothing(host):
         # Only workers of the new settings serve the load (the reload retires the old ones).
         wait_for(lambda: not set(child_pids(host, master)) & set(unlimited), 60, "the old workers to exit")
         cursor = journal_cursor(host, SERVICE)
-        total = 1500
+        # 750: each worker boot loads Django again, so this test costs what its recycles cost. With
+        # 3 workers of at most 50 requests, at least 13 of them reach max_requests (750 - 3 * 49).
+        total = 750
         # /async/ answers with the pid of the worker that served it.
         load = run_load(host, unix=SOCKET, path="/async/?n=1&ms=0", concurrency=4, requests=total,
                         extra=("--tally", "pid"))
@@ -175,7 +177,7 @@ def test_worker_recycling_by_max_requests_drops_nothing(host):
         print(f"sync worker recycling: {len(restarts)} workers reached max_requests, {len(load['tally'])} pids served")
         assert load["failed"] == 0 and load["statuses"] == {"200": total}, load
         assert sum(load["tally"].values()) == total
-        # A sync worker serves at most max_requests + jitter = 50 requests; 1500 need 30 pids or more.
+        # A sync worker serves at most max_requests + jitter = 50 requests; 750 need 15 pids or more.
         assert max(load["tally"].values()) <= 50, load["tally"]
         assert len(load["tally"]) >= total // 50, load["tally"]
         assert len(restarts) >= 10, restarts
@@ -188,16 +190,10 @@ def test_worker_recycling_by_max_requests_drops_nothing(host):
 
 
 def test_bad_input_fails_before_any_change(host):
-    for bad, name in (({"gunicorn_workers": "many"}, "gunicorn_workers"),
-                      ({"gunicorn_worker_class": "bogus"}, "gunicorn_worker_class"),
-                      ({"gunicorn_graceful_timeout": 60, "gunicorn_timeout_stop_sec": 30}, "gunicorn_timeout_stop_sec"),
-                      # Equal is refused too: systemd would SIGKILL exactly when the workers may still finish.
-                      ({"gunicorn_graceful_timeout": 30, "gunicorn_timeout_stop_sec": 30}, "gunicorn_timeout_stop_sec"),
-                      # A newline would add a directive (ExecStartPre=+... runs as root), or Python code.
-                      ({"gunicorn_environment": {"X": "a\nExecStartPre=+/bin/touch /tmp/pwned"}}, "gunicorn_environment"),
-                      ({"gunicorn_settings": {"x = 1\nimport os": 1}}, "gunicorn_settings"),
-                      ({"gunicorn_bind_tcp": ["127.0.0.1:99999"]}, "gunicorn_bind_tcp"),
-                      ({"python_app_keep_releases": "lots"}, "python_app_keep_releases"),
+    """A refused value changes nothing on a live host: one of the gunicorn role (a newline would add a
+    unit directive) and one of python_app. The controller suite (tests/controller/cases) holds the
+    whole table of wrong values; these prove the refusal on a real host and connection."""
+    for bad, name in (({"gunicorn_environment": {"X": "a\nExecStartPre=+/bin/touch /tmp/pwned"}}, "gunicorn_environment"),
                       ({"python_app_source_type": "svn"}, "python_app_source_type")):
         # A new source too, so that any task that ran would change something.
         result = run_playbook(APP, {**bad, "python_app_release": "never-built"})

@@ -233,10 +233,9 @@ def test_restart_drops_no_request_and_closes_websockets_with_1012(host, mode):
 
 
 def test_bad_input_fails_before_any_change(host):
+    """A refused value changes nothing on a live host: one of the uvicorn_worker role, one of the
+    playbook. The rest of the table is the controller suite's (tests/controller/cases)."""
     for bad, name in (({"uvicorn_worker_loop": "trio"}, "uvicorn_worker_loop"),
-                      ({"uvicorn_worker_config": {"workers": 8}}, "uvicorn_worker_config"),
-                      ({"uvicorn_worker_graceful_timeout": 60, "uvicorn_worker_timeout_stop_sec": 30},
-                       "uvicorn_worker_timeout_stop_sec"),
                       ({"pydeploy_app_server": "uwsgi"}, "pydeploy_app_server")):
         # A new release too, so that any task that ran would change something.
         result = run_playbook("pydeploy.django_stack.app", {**bad, "python_app_release": "never-built"})
