@@ -19,7 +19,9 @@ For each layout, `runs` times, on fresh containers built from the local Debian i
            the same with the next release, under an open-loop load at PACED_SHARE of the rate the
            closed loop reached in its steady window (requests due on an even schedule, each one's
            latency counted from when it was due), against the same paced load's steady p99: live
-           traffic with CPU to spare, as a site runs, rather than a saturated one
+           traffic with CPU to spare, as a site runs, rather than a saturated one (--paced-share sets
+           the share; in the three-tier layout a rolling deploy drains one of the two app hosts, so
+           at 0.5 the host left serving gets all the load the two shared: use 0.25 to keep it at half)
 Each row: wall time, task results (ok+changed+skipped+failed+rescued+ignored summed over hosts,
 from the play recap) and changed count. With --ssh the no-op converge of the single box is also
 measured over SSH (sshd in the container, published on 127.0.0.1 only) with and without
@@ -353,6 +355,7 @@ def timeline_table(timelines, top=12):
 
 
 def main():
+    global PACED_SHARE  # pylint: disable=global-statement
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layouts", default="single,three")
     parser.add_argument("--runs", type=int, default=3)
@@ -364,10 +367,16 @@ def main():
                         help="run ansible-playbook at this nice level: on this one machine the controller shares the "
                              "CPUs with the hosts it deploys to, where a real one does not (the modules on the hosts "
                              "are started by the container runtime and keep the normal priority)")
+    parser.add_argument("--paced-share", type=float, default=PACED_SHARE, metavar="SHARE",
+                        help="the paced load's rate as a share (0-1] of the rate the closed loop reached "
+                             f"(default {PACED_SHARE})")
     parser.add_argument("--split-cpus", action="store_true",
                         help="run the containers on the last CPU and ansible-playbook (with the docker CLI) on the "
                              "others, as if the controller were another machine; Docker's daemons are not moved")
     args = parser.parse_args()
+    if not 0 < args.paced_share <= 1:
+        parser.error("--paced-share must be in (0, 1]")
+    PACED_SHARE = args.paced_share
     if args.split_cpus:
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
