@@ -21,6 +21,7 @@ requests do not queue behind a burst of imports.
 import fcntl
 import os
 import runpy
+import signal
 import sys
 import time
 
@@ -71,6 +72,10 @@ def take_boot_slot(ready_dir, slots, wait, notify, sleep=time.sleep, monotonic=t
         sleep(POLL)
 
 
+# What the master sends a worker to stop it (graceful, quick, quick).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
 def ready_hooks(ready_dir, sleep=time.sleep, monotonic=time.monotonic, slots=None):
     """(when_ready, post_worker_init, child_exit, post_fork) hooks for gunicorn.conf.py, sharing ready_dir."""
     slots = boot_slots() if slots is None else slots
@@ -102,6 +107,11 @@ def ready_hooks(ready_dir, sleep=time.sleep, monotonic=time.monotonic, slots=Non
         # when one worker replaces another, it loads the app at once.
         if len(server.WORKERS) < server.num_workers:
             return
+        # Until Worker.init_process sets the worker's own handlers, the master's are in place: they
+        # would queue a stop meant for this worker where nothing reads it. A worker that has not
+        # loaded the app has nothing to finish: a stop ends it at once.
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
         fd = take_boot_slot(ready_dir, slots, server.timeout / 2, worker.notify, sleep, monotonic)
         if fd is not None:
             boot_locks[worker.pid] = fd

@@ -87,9 +87,10 @@ def test_boot_slots_are_half_the_cpus_at_least_one():
     assert pg.boot_slots() >= 1
 
 
-def test_new_workers_of_a_reload_load_the_app_one_slot_at_a_time(tmp_path):
+def test_new_workers_of_a_reload_load_the_app_one_slot_at_a_time(tmp_path, monkeypatch):
     """Two new workers of a reload with one slot: the second waits (and beats its heartbeat) until the
     first has loaded the app; a worker of a start, or one replacing another, never waits."""
+    monkeypatch.setattr(pg.signal, "signal", lambda signum, handler: None)  # not this process's handlers
     clock = Clock()
     ready_dir = tmp_path / "ready"
     ready_dir.mkdir()
@@ -181,3 +182,20 @@ def test_without_release_dir_a_rollback_keeps_importing_the_newer_release():
     for chdir in ("/srv/app/releases/r1", "/srv/app/releases/r2", "/srv/app/releases/r1"):
         gunicorn_chdir(sys_path, chdir)
     assert sys_path[0] == "/srv/app/releases/r2"
+
+
+
+def test_a_new_worker_of_a_reload_stops_at_once_on_the_masters_stop_signals(tmp_path, monkeypatch):
+    """Until Gunicorn's Worker.init_process sets the worker's handlers, a new worker has the master's, which
+    would queue a stop in the worker's copy of the master's queue: nothing reads it there, and the worker
+    would serve on until the master's SIGKILL. A worker of a reload (which may wait for its boot slot)
+    takes the default action instead; a worker of a start keeps Gunicorn's own sequence."""
+    handlers = []
+    monkeypatch.setattr(pg.signal, "signal", lambda signum, handler: handlers.append((signum, handler)))
+    _when_ready, post_worker_init, _child_exit, post_fork = pg.ready_hooks(str(tmp_path), slots=2)
+    post_fork(server({1: 1}, 2), types.SimpleNamespace(pid=30, notify=lambda: None))  # a start
+    assert handlers == []
+    post_fork(server({1: 1, 2: 2}, 2), types.SimpleNamespace(pid=31, notify=lambda: None))  # a reload
+    assert sorted(handlers) == sorted((signum, pg.signal.SIG_DFL)
+                                      for signum in (pg.signal.SIGTERM, pg.signal.SIGINT, pg.signal.SIGQUIT))
+    post_worker_init(types.SimpleNamespace(pid=31))
