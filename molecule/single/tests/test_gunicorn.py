@@ -141,6 +141,63 @@ def test_reload_keeps_master_replaces_workers_and_drops_nothing(host):
     assert load.result["ok"] > 0
 
 
+# Holds every boot slot of the reload hooks (pydeploy_gunicorn.take_boot_slot) for argv[2] seconds, as a
+# new worker loading the app does: the new workers of a reload then wait for their turn, before Gunicorn
+# sets their own signal handlers. Creates a missing lock file as its directory's owner (the service user).
+SLOT_HOLDER = r"""
+import fcntl, os, sys, time
+ready, seconds = sys.argv[1], float(sys.argv[2])
+owner = os.stat(ready)
+fds = []
+for slot in range(max(1, len(os.sched_getaffinity(int(sys.argv[3]))) // 2)):
+    path = os.path.join(ready, f"boot.{slot}")
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.chown(path, owner.st_uid, owner.st_gid)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    fds.append(fd)
+open(sys.argv[4], "w").close()
+time.sleep(seconds)
+"""
+
+
+def test_a_new_worker_that_dies_during_a_reload_is_replaced_while_the_old_ones_serve(host):
+    """A new worker of a reload that waits for its turn to load the app stops at once on SIGTERM (until
+    Gunicorn sets its own handlers it has the master's, which would queue the stop where nothing reads
+    it). Its death does not end the wait for the other new workers: the old ones serve until those have
+    loaded the app, and then the master replaces the dead one, well before gunicorn_timeout (30 s, which
+    a dead worker not yet reaped used to cost). Under load, no request fails."""
+    master = main_pid(host, SERVICE)
+    before = child_pids(host, master)
+    ready_dir = "/run/gunicorn-demo/ready"
+    held = f"/tmp/slots-held-{uuid.uuid4().hex}"
+    with Load(host, unix=SOCKET, concurrency=4, duration=90) as load:
+        holder = int(host.run(f"nohup python3 -c '{SLOT_HOLDER}' {ready_dir} 12 {master} {held} > /dev/null 2>&1 "
+                              "< /dev/null & echo $!").stdout.strip())
+        wait_for(lambda: host.file(held).exists, 10, "the boot slots to be held")
+        assert host.run(f"systemctl reload {SERVICE}").rc == 0
+        wait_for(lambda: len(set(child_pids(host, master)) - set(before)) == 3, 10, "new workers")
+        new = sorted(set(child_pids(host, master)) - set(before))
+        assert not [pid for pid in new if host.file(f"{ready_dir}/{pid}").exists]  # none has loaded the app
+        victim = new[-1]
+        assert host.run(f"kill -TERM {victim}").rc == 0
+
+        def victim_state():
+            stat = host.run(f"cat /proc/{victim}/stat")
+            return stat.stdout.rsplit(")", 1)[1].split()[0] if stat.rc == 0 else "gone"
+
+        wait_for(lambda: victim_state() in ("Z", "gone"), 3, "the waiting worker to stop on SIGTERM")
+        assert set(before) <= set(child_pids(host, master))  # the old workers still serve
+        host.run(f"kill {holder}")  # the slots are free: the other two load the app
+        wait_for(lambda: not set(child_pids(host, master)) & set(before), 20, "the old workers to be retired")
+        wait_for(lambda: len(child_pids(host, master)) == 3, 20, "the dead worker's replacement")
+    host.run(f"rm -f {held}")
+    after = child_pids(host, master)
+    assert main_pid(host, SERVICE) == master and victim not in after and set(new) - {victim} <= set(after)
+    print("reload with a new worker stopped:", json.dumps(load.result))
+    assert load.result["failed"] == 0, load.result
+    assert load.result["ok"] > 0
+
+
 def test_restart_drops_nothing(host):
     master = main_pid(host, SERVICE)
     with Load(host, unix=SOCKET, concurrency=4, duration=60) as load:

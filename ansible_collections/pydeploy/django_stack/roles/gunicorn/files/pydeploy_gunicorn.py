@@ -72,6 +72,23 @@ def take_boot_slot(ready_dir, slots, wait, notify, sleep=time.sleep, monotonic=t
         sleep(POLL)
 
 
+def worker_alive(pid, proc="/proc"):
+    """Whether the process pid runs. One that has exited but is not reaped yet (a zombie) does not: the
+    master reaps its workers in its main loop (Gunicorn 22 and later), which waits in these hooks, so a new
+    worker that dies during a reload stays a zombie until the wait ends."""
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc to read: a signal 0 tells whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+
+
 # What the master sends a worker to stop it (graceful, quick, quick).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
@@ -84,19 +101,12 @@ def ready_hooks(ready_dir, sleep=time.sleep, monotonic=time.monotonic, slots=Non
     def ready_file(pid):
         return os.path.join(ready_dir, str(pid))
 
-    def alive(pid):
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
-
     def when_ready(server):
         os.makedirs(ready_dir, mode=0o700, exist_ok=True)
         retire = server.manage_workers
 
         def manage_workers():
-            wait_for_new_workers(server, ready_file, alive, sleep, monotonic)
+            wait_for_new_workers(server, ready_file, worker_alive, sleep, monotonic)
             retire()
 
         server.manage_workers = manage_workers
@@ -133,18 +143,20 @@ def ready_hooks(ready_dir, sleep=time.sleep, monotonic=time.monotonic, slots=Non
 
 
 def wait_for_new_workers(server, ready_file, alive, sleep=time.sleep, monotonic=time.monotonic):
-    """While there are more workers than wanted (a reload), wait until the newest num_workers have
-    loaded the app (their ready file exists), one of them died, or server.timeout passed."""
+    """While there are more workers than wanted (a reload), wait until each of the newest num_workers has
+    loaded the app (its ready file exists) or died, or server.timeout passed: "ready" (all loaded),
+    "died" (the others loaded; the master then replaces the dead while the loaded ones serve; if all
+    died, at once: a release that does not load, which the master reports) or "timeout"."""
     workers = sorted(server.WORKERS.items(), key=lambda item: item[1].age)
     if not len(workers) > server.num_workers > 0:
         return "steady"
     newest = [pid for pid, _worker in workers[-server.num_workers:]]
     deadline = monotonic() + server.timeout
     while monotonic() < deadline:
-        if not all(alive(pid) for pid in newest):
-            return "died"
-        if all(os.path.exists(ready_file(pid)) for pid in newest):
-            return "ready"
+        loading = [pid for pid in newest if not os.path.exists(ready_file(pid))]
+        dead = [pid for pid in loading if not alive(pid)]
+        if len(dead) == len(loading):
+            return "died" if dead else "ready"
         sleep(POLL)
     return "timeout"
 

@@ -3,6 +3,8 @@ ones loaded the app, and the configuration checker's command line."""
 import importlib.util
 import os
 import pathlib
+import subprocess
+import time
 import types
 
 import pytest
@@ -62,6 +64,22 @@ def test_reload_gives_up_when_a_new_worker_dies_or_time_runs_out(tmp_path):
     assert pg.wait_for_new_workers(srv, lambda pid: str(tmp_path / str(pid)), lambda pid: True, clock.sleep,
                                    clock.monotonic) == "timeout"
     assert 3 <= clock.now < 3.2
+
+
+def test_a_dead_new_worker_does_not_end_the_wait_for_the_others(tmp_path):
+    """The old workers serve on until the new workers still alive have loaded the app: retiring them when
+    one new worker died would leave no worker ready to serve."""
+    clock = Clock()
+    srv = server({10: 1, 11: 2, 20: 3, 21: 4}, 2)  # 20 died; 21 loads the app for 0.5 s
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        if clock.now > 0.5:
+            (tmp_path / "21").touch()
+
+    assert pg.wait_for_new_workers(srv, lambda pid: str(tmp_path / str(pid)), lambda pid: pid != 20, sleep,
+                                   clock.monotonic) == "died"
+    assert 0.5 < clock.now < 0.6
 
 
 def test_hooks_patch_manage_workers_and_track_ready_files(tmp_path):
@@ -199,3 +217,31 @@ def test_a_new_worker_of_a_reload_stops_at_once_on_the_masters_stop_signals(tmp_
     assert sorted(handlers) == sorted((signum, pg.signal.SIG_DFL)
                                       for signum in (pg.signal.SIGTERM, pg.signal.SIGINT, pg.signal.SIGQUIT))
     post_worker_init(types.SimpleNamespace(pid=31))
+
+
+def test_a_worker_that_exited_counts_as_dead_before_the_master_reaps_it(tmp_path):
+    """Gunicorn 22 and later reap workers in the master's main loop, which waits in the reload hook: a new
+    worker that died meanwhile is a zombie there, and the wait must end on it, not on gunicorn_timeout."""
+    running = subprocess.Popen(["sleep", "30"])
+    exited = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while pathlib.Path(f"/proc/{exited.pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z":
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        assert pg.worker_alive(running.pid) is True
+        assert pg.worker_alive(exited.pid) is False  # not reaped yet: a zombie
+        clock = Clock()
+        srv = server({10: 1, running.pid: 2, exited.pid: 3}, 2)
+        (tmp_path / str(running.pid)).touch()  # the other new worker has loaded the app
+        assert pg.wait_for_new_workers(srv, lambda pid: str(tmp_path / str(pid)), pg.worker_alive, clock.sleep,
+                                       clock.monotonic) == "died"
+        assert clock.now == 0
+    finally:
+        running.kill()
+        running.wait()
+        exited.wait()
+    assert pg.worker_alive(exited.pid) is False  # reaped: gone
+    assert pg.worker_alive(os.getpid(), proc=str(tmp_path / "no-proc")) is False
+    (tmp_path / "unreadable" / str(os.getpid()) / "stat").mkdir(parents=True)  # reading it fails, not as missing
+    assert pg.worker_alive(os.getpid(), proc=str(tmp_path / "unreadable")) is True  # fell back to signal 0
