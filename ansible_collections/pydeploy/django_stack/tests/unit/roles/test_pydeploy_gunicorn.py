@@ -202,7 +202,6 @@ def test_without_release_dir_a_rollback_keeps_importing_the_newer_release():
     assert sys_path[0] == "/srv/app/releases/r2"
 
 
-
 def test_a_new_worker_of_a_reload_stops_at_once_on_the_masters_stop_signals(tmp_path, monkeypatch):
     """Until Gunicorn's Worker.init_process sets the worker's handlers, a new worker has the master's, which
     would queue a stop in the worker's copy of the master's queue: nothing reads it there, and the worker
