@@ -7,7 +7,7 @@
 # ${PYDEPLOY_IMAGE_PREFIX:-pydeploy/debian-systemd}:<release>.
 #
 # Order of preference, so that a user with registry access is not slowed down:
-#   1. the image is already present locally   -> nothing to do
+#   1. the image is already present locally, of this script's version -> nothing to do
 #   2. `docker pull` of the image succeeds      -> use it
 #   3. build it from Debian's packages: debootstrap + docker import, cached as the image
 #
@@ -33,11 +33,24 @@ esac
 
 log() { printf '[build-image] %s\n' "$*" >&2; }
 
+# What the image holds for the harness; raised when that changes, so that an image built by an
+# older version of this script is rebuilt instead of failing the scenarios.
+# 2: openssh-server, for Molecule's connection (scripts/docker-ssh-proxy).
+version=2
+image_version() {
+  docker image inspect -f '{{ index .Config.Labels "io.pydeploy.image-version" }}' "$image" 2>/dev/null || true
+}
+
 if docker image inspect "$image" >/dev/null 2>&1; then
-  log "$image present locally"
-  exit 0
+  have=$(image_version)
+  if [ "$have" = "$version" ]; then
+    log "$image present locally"
+    exit 0
+  fi
+  log "$image present locally but of version '${have:-1}', not $version: making it again"
 fi
-if [ "${PYDEPLOY_NO_PULL:-0}" != 1 ] && timeout 60 docker pull -q "$image" >/dev/null 2>&1; then
+if [ "${PYDEPLOY_NO_PULL:-0}" != 1 ] && timeout 60 docker pull -q "$image" >/dev/null 2>&1 \
+  && [ "$(image_version)" = "$version" ]; then
   log "$image pulled"
   exit 0
 fi
@@ -53,17 +66,20 @@ trap 'rm -rf --one-file-system "$work"' EXIT
 root=$work/rootfs
 start=$SECONDS
 log "debootstrap $suite from $mirror (about a minute)"
-# python3/python3-apt: Ansible's modules; sudo: become_user; systemd-sysv: /sbin/init.
+# python3/python3-apt: Ansible's modules; sudo: become_user; systemd-sysv: /sbin/init;
+# openssh-server: the harness's SSH connection, started per connection over `docker exec`
+# (scripts/docker-ssh-proxy), never listening on a port.
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,iproute2,procps,curl,gnupg \
+  --include=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,iproute2,procps,curl,gnupg,openssh-server \
   "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
     tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
 
-# Units that have nothing to do in a container and only delay or fail the boot.
+# Units that have nothing to do in a container and only delay or fail the boot; and sshd's, whose
+# daemon would listen on port 22 of every test host (the harness starts sshd in inetd mode instead).
 for unit in getty@tty1.service console-getty.service systemd-udevd.service \
             systemd-udev-trigger.service systemd-modules-load.service \
             sys-kernel-config.mount sys-kernel-debug.mount sys-fs-fuse-connections.mount \
-            systemd-remount-fs.service systemd-firstboot.service; do
+            systemd-remount-fs.service systemd-firstboot.service ssh.service ssh.socket; do
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 ln -sf /lib/systemd/system/multi-user.target "$root/etc/systemd/system/default.target"
@@ -95,6 +111,7 @@ touch -d @0 "$root/var/lib/apt/lists"
 log "importing as $image"
 tar -C "$root" -c . | docker import \
   --change 'ENV container=docker' \
+  --change "LABEL io.pydeploy.image-version=$version" \
   --change 'CMD ["/lib/systemd/systemd"]' \
   - "$image" >/dev/null
 log "$image built in $((SECONDS - start)) s"

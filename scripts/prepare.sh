@@ -6,7 +6,7 @@
 #   - the collection built and installed into .cache/collections (as a user would install it)
 #   - the Debian test images (built from Debian's packages when they cannot be pulled), made
 #     while the venv installs
-#   - package caches shared by every test container
+#   - package caches shared by every test container, and the harness's SSH key (.cache/pydeploy/ssh)
 # Environment: PYDEPLOY_DEBIAN_RELEASES (default "12"), and see scripts/build-image.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -75,7 +75,24 @@ ensure_images() {  # every release's image at once: a build waits on the mirror 
     cat "${logs[$i]}" && rm -f "${logs[$i]}"
   done
   mkdir -p "$PYDEPLOY_CACHE_DIR/pip"
+  ensure_ssh_key
   return $rc
+}
+
+# The key of Molecule's SSH connection to the test containers (scripts/docker-ssh-proxy): made
+# once per machine, mounted read-only as root's authorized_keys in every container. A test key of
+# containers that listen on no port; it never leaves this machine's cache.
+ensure_ssh_key() {
+  local dir=$PYDEPLOY_CACHE_DIR/ssh
+  if ! command -v ssh >/dev/null 2>&1 || ! command -v ssh-keygen >/dev/null 2>&1; then
+    say "installing Debian's openssh-client (the harness connects to its containers over SSH)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 openssh-client >/dev/null
+  fi
+  [ -s "$dir/id_ed25519" ] && [ -s "$dir/authorized_keys" ] && return
+  mkdir -p "$dir" && chmod 0700 "$dir"
+  rm -f "$dir/id_ed25519" "$dir/id_ed25519.pub"
+  ssh-keygen -q -t ed25519 -N '' -C pydeploy-test-harness -f "$dir/id_ed25519"
+  install -m 0600 "$dir/id_ed25519.pub" "$dir/authorized_keys"
 }
 
 # The venv install, the Docker engine's install (when there is none) and the image builds

@@ -1,7 +1,7 @@
 """pytest plugin (pytest.ini: -p pydeploy_testlib.timing): the controller CPU each test costs.
 
 On two CPUs shared by several scenarios, the suite's wall time follows the CPU its steps use, and
-most of it is spent on the controller (ansible-playbook and its forks, the docker CLI), not in the
+most of it is spent on the controller (ansible-playbook and its forks, the ssh client), not in the
 containers. Each test gets the user + system CPU seconds of pytest itself and of every process it
 waited for (resource.RUSAGE_CHILDREN) as the JUnit property `controller_cpu_s`, beside its wall
 time; the terminal summary lists the costliest. It measures; nothing passes or fails on it.
