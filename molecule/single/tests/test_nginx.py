@@ -82,10 +82,13 @@ def test_old_tls_is_refused_by_the_server(host, flag):
     # OpenSSL 3 refuses TLS < 1.2 on its own at the default security level: the client is
     # told to allow it (SECLEVEL=0), and a control server that accepts it proves the client can.
     client = (flag, "-cipher", "DEFAULT@SECLEVEL=0")
+    # In the background with every descriptor of the session redirected (sleep's too): over SSH the
+    # command returns only when nothing holds the session's output open, 8 s later, when the server
+    # (its input at end) had already quit.
     control = host.run(
-        "sleep 8 | timeout 10 openssl s_server -accept 127.0.0.1:14443 -naccept 1 "
+        "(sleep 8 | timeout 10 openssl s_server -accept 127.0.0.1:14443 -naccept 1 "
         f"-cert /etc/nginx/tls/demo/fullchain.pem -key /etc/nginx/tls/demo/privkey.pem {flag} "
-        "-cipher DEFAULT@SECLEVEL=0 > /tmp/tls-control.log 2>&1 &")
+        "-cipher DEFAULT@SECLEVEL=0) > /tmp/tls-control.log 2>&1 < /dev/null &")
     assert control.rc == 0
     wait_for(lambda: host.socket("tcp://127.0.0.1:14443").is_listening, 10, "control TLS server")
     rc, out, negotiated, cipher = handshake(host, *client, port=14443)

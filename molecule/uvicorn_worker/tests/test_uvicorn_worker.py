@@ -221,7 +221,14 @@ def test_reload_keeps_master_replaces_workers_closes_websockets_with_1012(host, 
     # Every socket got a close frame with 1012 (service restart) from the server: a reset (no
     # close frame) or a worker killed after graceful_timeout could not send one.
     assert hold["closes"] == {"1012": 10} and hold["closed_by_server"] == 10, hold
-    assert hold["reconnect"]["echo_ok"] and hold["reconnect"]["pid"] in after, hold
+    # The client reconnects as soon as its sockets are closed. Gunicorn replaces every worker at
+    # once; Uvicorn's own supervisor (standalone) one after the other, so when every socket was on
+    # the first worker replaced, an old worker that held none may still be serving and answer the
+    # reconnect (it is replaced in turn: `after` above holds no old worker). It must echo either way.
+    servers = set(after)
+    if mode["name"] == "standalone":
+        servers |= set(before) - set(hold["pids_before"])
+    assert hold["reconnect"]["echo_ok"] and hold["reconnect"]["pid"] in servers, hold
 
 
 def test_restart_drops_no_request_and_closes_websockets_with_1012(host, mode):
