@@ -12,21 +12,23 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PYDEPLOY_ROOT"
 count=${1:-40} release=${2:-12}
-image=${PYDEPLOY_IMAGE_PREFIX:-pydeploy/debian-systemd}:$release
 name=${PYDEPLOY_INSTANCE_PREFIX:-pydeploy}-bench-connection
 key=$PYDEPLOY_CACHE_DIR/ssh
 [ -s "$key/id_ed25519" ] || die "no harness key in $key: run scripts/prepare.sh first"
-docker image inspect "$image" >/dev/null 2>&1 || die "no image $image: run scripts/prepare.sh first"
+docker image inspect "${PYDEPLOY_IMAGE_PREFIX:-pydeploy/debian-systemd}:$release" >/dev/null 2>&1 \
+  || die "no Debian $release test image: run scripts/prepare.sh first"
 
 docker rm -f "$name" >/dev/null 2>&1 || true
 trap 'docker rm -f "$name" >/dev/null 2>&1 || true' EXIT
-docker run -d --name "$name" --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
-  --security-opt apparmor=unconfined --cgroupns host --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
-  -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v "$key/authorized_keys:/root/.ssh/authorized_keys:ro" \
-  "$image" /lib/systemd/systemd >/dev/null
-docker exec "$name" systemctl is-system-running --wait >/dev/null 2>&1 || true
+run_systemd_container "$name" "$release" -v "$key/authorized_keys:/root/.ssh/authorized_keys:ro"
 
-ticks() { [ -n "${1:-}" ] && awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+ticks() {  # ticks PID...: user + system CPU of the processes and their reaped children
+  local pid sum=0
+  for pid in "$@"; do
+    [ -n "$pid" ] && sum=$((sum + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$sum"
+}
 self_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }  # the CPU of this shell's reaped children
 container_pid=$(docker inspect -f '{{ .State.Pid }}' "$name")
 shim=$(ps -o ppid= -p "$container_pid" | tr -d ' ')
@@ -36,14 +38,16 @@ ssh_opts=(-o ControlMaster=auto -o ControlPersist=60s -o "ControlPath=$key/cp-be
   -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -i "$key/id_ed25519" -l root)
 
 measure() {  # measure LABEL COMMAND...: COMMAND run $count times; prints the ticks per process
-  local label=$1 i c0 c1 d0 d1 k0 k1 s0 s1 sshd m0 m1 master; shift
-  sshd=$(docker top "$name" -o pid,args | awk '/sshd: root/ { print $1; exit }')
+  local label=$1 i c0 c1 d0 d1 k0 k1 s0 s1 x0 x1 m0 m1 m sshd master; shift
+  # sshd's session processes (Debian 12: "sshd: root@notty"; 13: "sshd-session: root [priv]" and
+  # its "root@notty" child); the commands are their children.
+  mapfile -t sshd < <(docker top "$name" -o pid,args | awk '/sshd(-session)?: root/ { print $1 }')
   master=$(pgrep -f "cp-bench-.*\[mux\]" | head -n 1 || true)
   c0=$(self_ticks); d0=$(ticks "$dockerd"); k0=$(ticks "$containerd"); s0=$(ticks "$shim")
-  local x0 x1 m; x0=$(ticks "$sshd"); m0=$(ticks "$master")
+  x0=$(ticks "${sshd[@]}"); m0=$(ticks "$master")
   for ((i = 0; i < count; i++)); do "$@" >/dev/null; done
   c1=$(self_ticks); d1=$(ticks "$dockerd"); k1=$(ticks "$containerd"); s1=$(ticks "$shim")
-  x1=$(ticks "$sshd"); m1=$(ticks "$master")
+  x1=$(ticks "${sshd[@]}"); m1=$(ticks "$master")
   m=$(( (c1 - c0) + (m1 - m0) + (d1 - d0) + (k1 - k0) + (s1 - s0) + (x1 - x0) ))
   printf '| %s | %d | %d | %d | %d | %d | %d | %d | %.1f |\n' "$label" "$count" $((c1 - c0 + m1 - m0)) \
     $((d1 - d0)) $((k1 - k0)) $((s1 - s0)) $((x1 - x0)) "$m" "$(echo "$m * 10 / $count" | bc -l)"

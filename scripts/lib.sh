@@ -54,7 +54,8 @@ PY
 
 # Start a systemd container the way the test scenarios run theirs (.config/molecule/config.yml
 # gives Molecule the same options): SYS_ADMIN, seccomp and apparmor unconfined, the host's cgroup
-# tree, tmpfs on /run, /run/lock and /tmp, never --privileged; the shared apt and pip caches.
+# tree, tmpfs on /run, /run/lock and /tmp, never --privileged; the shared apt and pip caches. The
+# harness's SSH key (authorized_keys) is the scenarios' own: pass its mount where it is wanted.
 #   run_systemd_container NAME RELEASE [docker run arguments, e.g. -p 127.0.0.1:8080:8080]
 # Returns once systemd inside runs (or reports itself degraded).
 run_systemd_container() {

@@ -75,7 +75,6 @@ ensure_images() {  # every release's image at once: a build waits on the mirror 
     cat "${logs[$i]}" && rm -f "${logs[$i]}"
   done
   mkdir -p "$PYDEPLOY_CACHE_DIR/pip"
-  ensure_ssh_key
   return $rc
 }
 
@@ -116,3 +115,5 @@ wait "$images_pid" || images_rc=$?
 cat "$images_log" >&2
 rm -f "$images_log"
 [ "$images_rc" = 0 ] || die "the Debian test image could not be made (output above)"
+# The demo (PYDEPLOY_PREPARE_FOR=run) connects with Docker's exec, as its users do: no key.
+[ "${PYDEPLOY_PREPARE_FOR:-dev}" = run ] || ensure_ssh_key
