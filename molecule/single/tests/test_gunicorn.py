@@ -15,6 +15,8 @@ from pydeploy_testlib.release import make_release
 
 SERVICE = "gunicorn-demo.service"
 SOCKET = "/run/gunicorn/demo.sock"
+# The reload hooks' ready files and boot locks (pydeploy_gunicorn.ready_hooks), in the unit's RuntimeDirectory.
+READY_DIR = "/run/gunicorn-demo/ready"
 APP = "pydeploy.django_stack.app"
 # The second app: the variables of the last import of converge.yml (SQLite, no TCP bind, no access log).
 SECOND = {"service": "gunicorn-second.service", "sock": "/run/gunicorn/second.sock",
@@ -127,6 +129,7 @@ def test_access_log_is_off_unless_asked(host):
 
 
 def test_reload_keeps_master_replaces_workers_and_drops_nothing(host):
+    wait_steady(host)
     master = main_pid(host, SERVICE)
     before = child_pids(host, master)
     with Load(host, unix=SOCKET, concurrency=4, duration=60) as load:
@@ -160,51 +163,100 @@ time.sleep(seconds)
 """
 
 
+def wait_steady(host, workers=3, timeout=90):
+    """The service as every test of a reload or restart starts: `workers` live workers, each of which has
+    loaded the app (its ready file), and no other child of the master (no reload or exit under way). A
+    test that fails halfway through a reload leaves the next one this state, not its own."""
+    master = main_pid(host, SERVICE)
+
+    def steady():
+        pids = child_pids(host, master)
+        if len(pids) != workers:
+            return False
+        probe = " && ".join(f"test -e {READY_DIR}/{pid} && ! grep -q ') Z' /proc/{pid}/stat" for pid in pids)
+        return host.run(probe).rc == 0
+
+    wait_for(steady, timeout, f"{workers} workers that have loaded the app, and no other child of the master")
+
+
+def hold_boot_slots(host, seconds):
+    """Starts SLOT_HOLDER in the container for `seconds`; returns (its pid, the file it removes at the end)."""
+    master = main_pid(host, SERVICE)
+    held = f"/tmp/slots-held-{uuid.uuid4().hex}"
+    holder = int(host.run(f"nohup python3 -c '{SLOT_HOLDER}' {READY_DIR} {seconds} {master} {held} > /dev/null 2>&1 "
+                          "< /dev/null & echo $!").stdout.strip())
+    wait_for(lambda: host.file(held).exists, 10, "the boot slots to be held")
+    return holder, held
+
+
 def test_a_new_worker_that_dies_during_a_reload_is_replaced_while_the_old_ones_serve(host):
     """A new worker of a reload that waits for its turn to load the app stops at once on SIGTERM (until
     Gunicorn sets its own handlers it has the master's, which would queue the stop where nothing reads
     it). Its death does not end the wait for the other new workers: the old ones serve until those have
-    loaded the app, and then the master replaces the dead one, well before gunicorn_timeout (30 s, which
-    a dead worker not yet reaped used to cost). Under load, no request fails."""
+    loaded the app, and then the master replaces the dead one, which it logs, well before gunicorn_timeout
+    (30 s, which a dead worker not yet reaped used to cost). Under load, no request fails. The load is
+    paced: unpaced, it takes the CPUs from the new workers loading the app on a busy machine."""
+    wait_steady(host)
     master = main_pid(host, SERVICE)
     before = child_pids(host, master)
-    ready_dir = "/run/gunicorn-demo/ready"
-    held = f"/tmp/slots-held-{uuid.uuid4().hex}"
-    with Load(host, unix=SOCKET, concurrency=4, duration=90) as load:
-        holder = int(host.run(f"nohup python3 -c '{SLOT_HOLDER}' {ready_dir} 12 {master} {held} > /dev/null 2>&1 "
-                              "< /dev/null & echo $!").stdout.strip())
-        wait_for(lambda: host.file(held).exists, 10, "the boot slots to be held")
-        assert host.run(f"systemctl reload {SERVICE}").rc == 0
-        wait_for(lambda: len(set(child_pids(host, master)) - set(before)) == 3, 10, "new workers")
-        new = sorted(set(child_pids(host, master)) - set(before))
-        assert not [pid for pid in new if host.file(f"{ready_dir}/{pid}").exists]  # none has loaded the app
-        victim = new[-1]
-        assert host.run(f"kill -TERM {victim}").rc == 0
+    cursor = journal_cursor(host, SERVICE)
+    with Load(host, unix=SOCKET, concurrency=4, duration=120, rate=DEPLOY_LOAD_RATE) as load:
+        holder, held = hold_boot_slots(host, 12)
+        try:
+            assert host.run(f"systemctl reload {SERVICE}").rc == 0
+            wait_for(lambda: len(set(child_pids(host, master)) - set(before)) == 3, 10, "new workers")
+            new = sorted(set(child_pids(host, master)) - set(before))
+            assert not [pid for pid in new if host.file(f"{READY_DIR}/{pid}").exists]  # none has loaded the app
+            victim = new[-1]
+            assert host.run(f"kill -TERM {victim}").rc == 0
 
-        def victim_state():
-            stat = host.run(f"cat /proc/{victim}/stat")
-            return stat.stdout.rsplit(")", 1)[1].split()[0] if stat.rc == 0 else "gone"
+            def victim_state():
+                stat = host.run(f"cat /proc/{victim}/stat")
+                return stat.stdout.rsplit(")", 1)[1].split()[0] if stat.rc == 0 else "gone"
 
-        wait_for(lambda: victim_state() in ("Z", "gone"), 3, "the waiting worker to stop on SIGTERM")
-        assert set(before) <= set(child_pids(host, master))  # the old workers still serve
-        host.run(f"kill {holder}")  # the slots are free: the other two load the app
-        wait_for(lambda: not set(child_pids(host, master)) & set(before), 20, "the old workers to be retired")
-        wait_for(lambda: len(child_pids(host, master)) == 3, 20, "the dead worker's replacement")
-    host.run(f"rm -f {held}")
+            wait_for(lambda: victim_state() in ("Z", "gone"), 3, "the waiting worker to stop on SIGTERM")
+            assert set(before) <= set(child_pids(host, master))  # the old workers still serve
+        finally:
+            host.run(f"kill {holder}; rm -f {held}")  # the slots are free: the other two load the app
+        # The master retires the old workers once the two have loaded the app (one at a time here: half of
+        # two CPUs), at the latest gunicorn_timeout (30 s) after the reload.
+        wait_for(lambda: not set(child_pids(host, master)) & set(before), 90, "the old workers to be retired")
+        wait_steady(host)  # the dead worker's replacement
     after = child_pids(host, master)
     assert main_pid(host, SERVICE) == master and victim not in after and set(new) - {victim} <= set(after)
+    waits = journal_lines(host, cursor, unit=SERVICE, grep="reload: ")
+    assert len(waits) == 1 and "a new worker died while loading the app" in waits[0], waits
     print("reload with a new worker stopped:", json.dumps(load.result))
     assert load.result["failed"] == 0, load.result
     assert load.result["ok"] > 0
 
 
-def test_restart_drops_nothing(host):
+def test_a_restart_during_a_reload_stops_at_once_and_drops_nothing(host):
+    """systemctl restart while the new workers of a reload still wait for their turn to load the app: the
+    master reads the stop at once (it waits in the reload hook, not in its main loop) and logs so, instead
+    of waiting until they have loaded the app; systemd holds the socket meanwhile, and under load no
+    request fails (a request may wait for the new master: the client waits up to 120 s)."""
+    wait_steady(host)
     master = main_pid(host, SERVICE)
-    with Load(host, unix=SOCKET, concurrency=4, duration=60) as load:
-        assert host.run(f"systemctl restart {SERVICE}").rc == 0
+    before = child_pids(host, master)
+    cursor = journal_cursor(host, SERVICE)
+    with Load(host, unix=SOCKET, concurrency=4, duration=120, extra=("--timeout", 120)) as load:
+        # Held longer than a new worker waits for its turn (gunicorn_timeout / 2): had the master not read
+        # the stop, the new workers would load the app and the wait would end "every new worker loaded".
+        holder, held = hold_boot_slots(host, 60)
+        try:
+            assert host.run(f"systemctl reload {SERVICE}").rc == 0
+            wait_for(lambda: len(set(child_pids(host, master)) - set(before)) == 3, 10, "new workers")
+            assert host.run(f"systemctl restart {SERVICE}").rc == 0
+        finally:
+            host.run(f"kill {holder}; rm -f {held}")
     assert main_pid(host, SERVICE) != master
-    print("restart under load:", json.dumps(load.result))
+    waits = journal_lines(host, cursor, unit=SERVICE, grep="reload: ")
+    assert len(waits) == 1 and "a stop signal arrived" in waits[0], waits
+    print("restart during a reload under load:", json.dumps(load.result))
     assert load.result["failed"] == 0, load.result
+    assert load.result["ok"] > 0
+    wait_steady(host)
 
 
 def test_worker_recycling_by_max_requests_drops_nothing(host):

@@ -16,10 +16,12 @@ import (Django: seconds). The hooks keep the old workers serving until every new
 loaded the app (at most `timeout` seconds, or until one of them dies), then let Gunicorn retire
 them as usual. While they do, the new workers load the app a few at a time (half the CPUs this
 process may run on, at least one), not all at once: the old workers keep the other CPUs, and
-requests do not queue behind a burst of imports.
+requests do not queue behind a burst of imports. A stop (systemctl stop or restart) that arrives
+meanwhile ends the wait at once, and the master logs how each wait ended.
 """
 import fcntl
 import os
+import queue
 import runpy
 import signal
 import sys
@@ -106,7 +108,9 @@ def ready_hooks(ready_dir, sleep=time.sleep, monotonic=time.monotonic, slots=Non
         retire = server.manage_workers
 
         def manage_workers():
-            wait_for_new_workers(server, ready_file, worker_alive, sleep, monotonic)
+            started = monotonic()
+            outcome = wait_for_new_workers(server, ready_file, worker_alive, sleep, monotonic)
+            log_wait(server, outcome, monotonic() - started)
             retire()
 
         server.manage_workers = manage_workers
@@ -142,11 +146,33 @@ def ready_hooks(ready_dir, sleep=time.sleep, monotonic=time.monotonic, slots=Non
     return when_ready, post_worker_init, child_exit, post_fork
 
 
+def stop_pending(server):
+    """Whether a stop signal (TERM, INT, QUIT) waits in the master's signal queue, which it reads only
+    between two turns of its main loop: a queue.SimpleQueue (Gunicorn 23 and later), read and put back in
+    order, or a list (before)."""
+    sig_queue = getattr(server, "SIG_QUEUE", None)
+    if isinstance(sig_queue, list):
+        return any(sig in STOP_SIGNALS for sig in sig_queue)
+    if sig_queue is None or not hasattr(sig_queue, "get_nowait"):
+        return False
+    pending = []
+    try:
+        while True:
+            pending.append(sig_queue.get_nowait())
+    except queue.Empty:
+        pass
+    for sig in pending:
+        sig_queue.put_nowait(sig)
+    return any(sig in STOP_SIGNALS for sig in pending)
+
+
 def wait_for_new_workers(server, ready_file, alive, sleep=time.sleep, monotonic=time.monotonic):
     """While there are more workers than wanted (a reload), wait until each of the newest num_workers has
     loaded the app (its ready file exists) or died, or server.timeout passed: "ready" (all loaded),
     "died" (the others loaded; the master then replaces the dead while the loaded ones serve; if all
-    died, at once: a release that does not load, which the master reports) or "timeout"."""
+    died, at once: a release that does not load, which the master reports), "timeout", or "stopping"
+    (a stop signal arrived: the master, which reads signals only once this wait is over, stops now
+    instead of up to server.timeout later)."""
     workers = sorted(server.WORKERS.items(), key=lambda item: item[1].age)
     if not len(workers) > server.num_workers > 0:
         return "steady"
@@ -157,8 +183,31 @@ def wait_for_new_workers(server, ready_file, alive, sleep=time.sleep, monotonic=
         dead = [pid for pid in loading if not alive(pid)]
         if len(dead) == len(loading):
             return "died" if dead else "ready"
+        if stop_pending(server):
+            return "stopping"
         sleep(POLL)
     return "timeout"
+
+
+WAIT_MESSAGES = {
+    "ready": (20, "reload: every new worker loaded the app in %.1f s; retiring the old workers"),
+    "died": (30, "reload: a new worker died while loading the app; the others loaded it in %.1f s; retiring the "
+                 "old workers (the master replaces the dead one)"),
+    "timeout": (30, "reload: not every new worker loaded the app within the timeout (%.1f s); retiring the old "
+                    "workers anyway"),
+    "stopping": (20, "reload: a stop signal arrived after %.1f s of waiting for the new workers; retiring the old "
+                     "workers and stopping"),
+}
+
+
+def log_wait(server, outcome, seconds):
+    """Logs how a reload's wait ended, in the master's log (nothing for "steady": no reload)."""
+    level_message = WAIT_MESSAGES.get(outcome)
+    log = getattr(server, "log", None)
+    if level_message is None or log is None:
+        return
+    level, message = level_message
+    (log.warning if level >= 30 else log.info)(message, seconds)
 
 
 def check(path):

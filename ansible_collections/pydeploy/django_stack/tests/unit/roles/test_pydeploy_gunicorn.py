@@ -244,3 +244,91 @@ def test_a_worker_that_exited_counts_as_dead_before_the_master_reaps_it(tmp_path
     assert pg.worker_alive(os.getpid(), proc=str(tmp_path / "no-proc")) is False
     (tmp_path / "unreadable" / str(os.getpid()) / "stat").mkdir(parents=True)  # reading it fails, not as missing
     assert pg.worker_alive(os.getpid(), proc=str(tmp_path / "unreadable")) is True  # fell back to signal 0
+
+
+@pytest.mark.parametrize("kind", ["simplequeue", "list"])
+def test_a_stop_signal_in_the_masters_queue_is_seen_and_left_in_place(kind):
+    """The master reads its signal queue only between two turns of its main loop (a SimpleQueue since
+    Gunicorn 23, a list before): the wait reads it without taking anything out or reordering it."""
+    signals = [pg.signal.SIGHUP, pg.signal.SIGCHLD]
+    if kind == "list":
+        srv = types.SimpleNamespace(SIG_QUEUE=list(signals))
+    else:
+        srv = types.SimpleNamespace(SIG_QUEUE=pg.queue.SimpleQueue())
+        for sig in signals:
+            srv.SIG_QUEUE.put_nowait(sig)
+
+    def contents():
+        if kind == "list":
+            return list(srv.SIG_QUEUE)
+        taken = []
+        while not srv.SIG_QUEUE.empty():
+            taken.append(srv.SIG_QUEUE.get_nowait())
+        for sig in taken:
+            srv.SIG_QUEUE.put_nowait(sig)
+        return taken
+
+    assert pg.stop_pending(srv) is False and contents() == signals
+    for stop in (pg.signal.SIGTERM, pg.signal.SIGINT, pg.signal.SIGQUIT):
+        if kind == "list":
+            srv.SIG_QUEUE.append(stop)
+        else:
+            srv.SIG_QUEUE.put_nowait(stop)
+        assert pg.stop_pending(srv) is True and contents() == [*signals, stop]
+        if kind == "list":
+            srv.SIG_QUEUE.pop()
+        else:
+            srv.SIG_QUEUE = pg.queue.SimpleQueue()
+            for sig in signals:
+                srv.SIG_QUEUE.put_nowait(sig)
+    assert pg.stop_pending(types.SimpleNamespace()) is False  # no queue to read: never a stop
+
+
+def test_a_stop_during_the_wait_ends_it_at_once(tmp_path):
+    """systemctl stop or restart while new workers load the app: the master stops now, not when they have
+    loaded it (or after gunicorn_timeout)."""
+    clock = Clock()
+    srv = server({10: 1, 20: 2}, 1)  # 20 loads the app and never finishes
+    srv.SIG_QUEUE = pg.queue.SimpleQueue()
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        if clock.now > 0.3 and srv.SIG_QUEUE.empty():
+            srv.SIG_QUEUE.put_nowait(pg.signal.SIGTERM)
+
+    assert pg.wait_for_new_workers(srv, lambda pid: str(tmp_path / str(pid)), lambda pid: True, sleep,
+                                   clock.monotonic) == "stopping"
+    assert 0.3 < clock.now < 0.5
+    assert srv.SIG_QUEUE.get_nowait() == pg.signal.SIGTERM  # left for the master's main loop
+
+
+class Log:
+    def __init__(self):
+        self.lines = []
+
+    def info(self, message, *args):
+        self.lines.append(("info", message % args))
+
+    def warning(self, message, *args):
+        self.lines.append(("warning", message % args))
+
+
+def test_the_master_logs_how_each_reload_wait_ended(tmp_path):
+    ready_dir = tmp_path / "ready"
+    clock = Clock()
+    when_ready, _post_worker_init, _child_exit, _post_fork = pg.ready_hooks(str(ready_dir), clock.sleep,
+                                                                            clock.monotonic, slots=1)
+    retired = []
+    srv = server({10: 1, 20: 2}, 1, timeout=2)
+    srv.log = Log()
+    srv.manage_workers = lambda: retired.append(True)
+    when_ready(srv)
+    srv.manage_workers()  # 20 never loads the app: the timeout
+    assert retired == [True] and srv.log.lines[-1][0] == "warning" and "within the timeout (2.0 s)" in srv.log.lines[-1][1]
+    (ready_dir / "20").touch()
+    srv.manage_workers()
+    assert srv.log.lines[-1] == ("info", "reload: every new worker loaded the app in 0.0 s; retiring the old workers")
+    srv.WORKERS = {20: srv.WORKERS[20]}
+    srv.manage_workers()  # steady: nothing to log
+    assert len(srv.log.lines) == 2 and retired == [True] * 3
+    pg.log_wait(types.SimpleNamespace(), "stopping", 1.0)  # a server without a log: nothing to do
