@@ -23,11 +23,14 @@ TLS_DIR = "/etc/ssl/pydeploy-upstream"  # upstream_tls.yml
 UPSTREAM_NAME = "app.internal"  # pydeploy_test_upstream_name: what nginx verifies
 # One GET over a TCP connection, plain or (with a name and a CA file) TLS verifying the server's
 # chain and name, with an optional client certificate and key; prints the status line, or the
-# error (rc 1) when the connection or the handshake fails (dropped SYNs time out after 3 s).
+# error (rc 1) when the connection or the handshake fails (dropped SYNs time out after 3 s: the
+# kernel answers a SYN however busy the host is). Once connected, the handshake and the answer may
+# take up to 30 s (the app's workers on a machine busy to 100 %: 3 s were not always enough).
 PROBE = ("import socket, ssl, sys\n"
          "ip, port, name, ca, cert, key = (sys.argv[1:] + [''] * 6)[:6]\n"
          "try:\n"
          "    s = socket.create_connection((ip, int(port)), timeout=3)\n"
+         "    s.settimeout(30)\n"
          "    if name:\n"
          "        ctx = ssl.create_default_context(cafile=ca)\n"
          "        if cert:\n"
