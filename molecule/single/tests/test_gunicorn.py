@@ -189,6 +189,13 @@ def hold_boot_slots(host, seconds):
     return holder, held
 
 
+def reload_with_new_workers(host, master, before):
+    """systemctl reload, then the three new workers the master forks (sorted pids)."""
+    assert host.run(f"systemctl reload {SERVICE}").rc == 0
+    wait_for(lambda: len(set(child_pids(host, master)) - set(before)) == 3, 10, "new workers")
+    return sorted(set(child_pids(host, master)) - set(before))
+
+
 def test_a_new_worker_that_dies_during_a_reload_is_replaced_while_the_old_ones_serve(host):
     """A new worker of a reload that waits for its turn to load the app stops at once on SIGTERM (until
     Gunicorn sets its own handlers it has the master's, which would queue the stop where nothing reads
@@ -203,9 +210,7 @@ def test_a_new_worker_that_dies_during_a_reload_is_replaced_while_the_old_ones_s
     with Load(host, unix=SOCKET, concurrency=4, duration=120, rate=DEPLOY_LOAD_RATE) as load:
         holder, held = hold_boot_slots(host, 60)  # until killed below
         try:
-            assert host.run(f"systemctl reload {SERVICE}").rc == 0
-            wait_for(lambda: len(set(child_pids(host, master)) - set(before)) == 3, 10, "new workers")
-            new = sorted(set(child_pids(host, master)) - set(before))
+            new = reload_with_new_workers(host, master, before)
             assert not [pid for pid in new if host.file(f"{READY_DIR}/{pid}").exists]  # none has loaded the app
             victim = new[-1]
             assert host.run(f"kill -TERM {victim}").rc == 0
@@ -246,8 +251,7 @@ def test_a_restart_during_a_reload_stops_at_once_and_drops_nothing(host):
         # the stop, the new workers would load the app and the wait would end "every new worker loaded".
         holder, held = hold_boot_slots(host, 60)
         try:
-            assert host.run(f"systemctl reload {SERVICE}").rc == 0
-            wait_for(lambda: len(set(child_pids(host, master)) - set(before)) == 3, 10, "new workers")
+            reload_with_new_workers(host, master, before)
             assert host.run(f"systemctl restart {SERVICE}").rc == 0
         finally:
             host.run(f"kill {holder}; rm -f {held}")

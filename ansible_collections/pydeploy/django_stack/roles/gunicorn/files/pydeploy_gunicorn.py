@@ -189,25 +189,24 @@ def wait_for_new_workers(server, ready_file, alive, sleep=time.sleep, monotonic=
     return "timeout"
 
 
+# How a reload's wait ended: the master's log method and message (nothing for "steady": no reload).
 WAIT_MESSAGES = {
-    "ready": (20, "reload: every new worker loaded the app in %.1f s; retiring the old workers"),
-    "died": (30, "reload: a new worker died while loading the app; the others loaded it in %.1f s; retiring the "
-                 "old workers (the master replaces the dead one)"),
-    "timeout": (30, "reload: not every new worker loaded the app within the timeout (%.1f s); retiring the old "
-                    "workers anyway"),
-    "stopping": (20, "reload: a stop signal arrived after %.1f s of waiting for the new workers; retiring the old "
-                     "workers and stopping"),
+    "ready": ("info", "reload: every new worker loaded the app in %.1f s; retiring the old workers"),
+    "died": ("warning", "reload: a new worker died while loading the app; the others loaded it in %.1f s; "
+                        "retiring the old workers (the master replaces the dead one)"),
+    "timeout": ("warning", "reload: not every new worker loaded the app within the timeout (%.1f s); retiring "
+                           "the old workers anyway"),
+    "stopping": ("info", "reload: a stop signal arrived after %.1f s of waiting for the new workers; retiring the "
+                         "old workers and stopping"),
 }
 
 
 def log_wait(server, outcome, seconds):
-    """Logs how a reload's wait ended, in the master's log (nothing for "steady": no reload)."""
-    level_message = WAIT_MESSAGES.get(outcome)
+    """Logs how a reload's wait ended, in the master's log."""
     log = getattr(server, "log", None)
-    if level_message is None or log is None:
-        return
-    level, message = level_message
-    (log.warning if level >= 30 else log.info)(message, seconds)
+    if outcome in WAIT_MESSAGES and log is not None:
+        method, message = WAIT_MESSAGES[outcome]
+        getattr(log, method)(message, seconds)
 
 
 def check(path):

@@ -246,41 +246,36 @@ def test_a_worker_that_exited_counts_as_dead_before_the_master_reaps_it(tmp_path
     assert pg.worker_alive(os.getpid(), proc=str(tmp_path / "unreadable")) is True  # fell back to signal 0
 
 
+def sig_server(kind, signals):
+    """A master whose signal queue holds `signals`: a SimpleQueue (Gunicorn 23 and later) or a list."""
+    if kind == "list":
+        return types.SimpleNamespace(SIG_QUEUE=list(signals))
+    sig_queue = pg.queue.SimpleQueue()
+    for sig in signals:
+        sig_queue.put_nowait(sig)
+    return types.SimpleNamespace(SIG_QUEUE=sig_queue)
+
+
+def queued(srv):
+    """What the queue holds, in order (a SimpleQueue is emptied to read it: only for a test's last look)."""
+    if isinstance(srv.SIG_QUEUE, list):
+        return list(srv.SIG_QUEUE)
+    taken = []
+    while not srv.SIG_QUEUE.empty():
+        taken.append(srv.SIG_QUEUE.get_nowait())
+    return taken
+
+
 @pytest.mark.parametrize("kind", ["simplequeue", "list"])
 def test_a_stop_signal_in_the_masters_queue_is_seen_and_left_in_place(kind):
     """The master reads its signal queue only between two turns of its main loop (a SimpleQueue since
     Gunicorn 23, a list before): the wait reads it without taking anything out or reordering it."""
     signals = [pg.signal.SIGHUP, pg.signal.SIGCHLD]
-    if kind == "list":
-        srv = types.SimpleNamespace(SIG_QUEUE=list(signals))
-    else:
-        srv = types.SimpleNamespace(SIG_QUEUE=pg.queue.SimpleQueue())
-        for sig in signals:
-            srv.SIG_QUEUE.put_nowait(sig)
-
-    def contents():
-        if kind == "list":
-            return list(srv.SIG_QUEUE)
-        taken = []
-        while not srv.SIG_QUEUE.empty():
-            taken.append(srv.SIG_QUEUE.get_nowait())
-        for sig in taken:
-            srv.SIG_QUEUE.put_nowait(sig)
-        return taken
-
-    assert pg.stop_pending(srv) is False and contents() == signals
+    srv = sig_server(kind, signals)
+    assert pg.stop_pending(srv) is False and queued(srv) == signals
     for stop in (pg.signal.SIGTERM, pg.signal.SIGINT, pg.signal.SIGQUIT):
-        if kind == "list":
-            srv.SIG_QUEUE.append(stop)
-        else:
-            srv.SIG_QUEUE.put_nowait(stop)
-        assert pg.stop_pending(srv) is True and contents() == [*signals, stop]
-        if kind == "list":
-            srv.SIG_QUEUE.pop()
-        else:
-            srv.SIG_QUEUE = pg.queue.SimpleQueue()
-            for sig in signals:
-                srv.SIG_QUEUE.put_nowait(sig)
+        srv = sig_server(kind, [*signals, stop])
+        assert pg.stop_pending(srv) is True and queued(srv) == [*signals, stop]
     assert pg.stop_pending(types.SimpleNamespace()) is False  # no queue to read: never a stop
 
 
