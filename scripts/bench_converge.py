@@ -2,7 +2,7 @@
 """Converge benchmark (issue 13): how long the collection's playbooks take, not how fast the app serves.
 
     scripts/bench_converge.sh [--layouts single,three] [--runs 3] [--ssh] [--keep] [--controller-nice N] [--timeline]
-                              [--split-cpus]
+                              [--split-cpus] [--priority-ab PAIRS]
 
 For each layout, `runs` times, on fresh containers built from the local Debian image:
   cold     site.yml on new containers (image, apt and pip caches present)
@@ -31,6 +31,10 @@ table shows which deploy steps the slow requests (over twice the steady p99) fel
 --split-cpus the containers run on the last CPU and ansible-playbook with the docker CLI on the
 others: the hosts then bear only what a deploy runs on them, as with a controller of its own, while
 on shared CPUs the controller's work (and the docker connection's) also slows the requests.
+With --priority-ab PAIRS, each layout's last containers then alternate PAIRS times between the
+serving processes at nice -5 (gunicorn_nice and nginx_worker_priority) and at the roles' default,
+the normal priority (0), each applied by site.yml and measured by a deploy under each load: the p99 ratios
+of both, side by side on the same containers. The containers get CAP_SYS_NICE, as systemd has on a host.
 Prints a markdown table and keeps it under .cache/bench-reports/. Reports; never asserts on time.
 """
 import argparse
@@ -69,7 +73,9 @@ def container(name, network, ports=()):
     sh("docker", "rm", "-f", name, check=False, capture=True)
     args = ["docker", "run", "-d", "--name", name, "--hostname", name.rsplit("-", 1)[-1], "--network", network,
             *(["--cpuset-cpus", HOST_CPUS] if HOST_CPUS else []),
-            "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+            # SYS_NICE: systemd and nginx may raise the serving processes' priority, as on a host.
+            "--cap-add", "SYS_ADMIN", "--cap-add", "SYS_NICE",
+            "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
             "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
             "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
             "-v", f"{CACHE}/apt-{RELEASE}:/var/cache/apt/archives:rw", "-v", f"{CACHE}/pip:/root/.cache/pip:rw"]
@@ -89,7 +95,7 @@ def extra_ca_b64():
     return out.stdout.strip()
 
 
-def inventory(layout, workdir, source, conn="docker", ssh_port=None):
+def inventory(layout, workdir, source, conn="docker", ssh_port=None, extra=None):
     hosts = {"single": {"box": ["db", "app", "web"]},
              "three": {"web": ["web"], "app1": ["app"], "app2": ["app"], "db": ["db"]}}[layout]
     groups = {"db": {}, "app": {}, "web": {}}
@@ -121,8 +127,10 @@ def inventory(layout, workdir, source, conn="docker", ssh_port=None):
     if layout == "three":
         common["gunicorn_bind_tcp"] = ["{{ ansible_facts['default_ipv4']['address'] }}:8000"]
         common["postgres_listen_addresses"] = ["localhost", "{{ ansible_facts['default_ipv4']['address'] }}"]
+    common.update(extra or {})
     inv = {"all": {"children": {g: {"hosts": h} for g, h in groups.items()}, "vars": common}}
-    path = workdir / f"inventory-{layout}-{conn}.json"
+    suffix = "".join(f"-{key}{value}" for key, value in sorted((extra or {}).items()))
+    path = workdir / f"inventory-{layout}-{conn}{suffix}.json"
     path.write_text(json.dumps(inv, indent=1))
     return path
 
@@ -259,8 +267,37 @@ def load_note(during, steady, ratio):
             f" vs steady {steady.get('p99_ms', '?')} ms" + (f" = {ratio:.1f}x" if ratio else ""))
 
 
-def run_layout(layout, runs, workdir, rows, ssh=False, timeline=None):
-    """timeline: a list to which the slow-request attribution of each deploy under load is appended."""
+def priority_ab(layout, pairs, workdir, source, web, env, rows, version):
+    """On the converged containers of `layout`: `pairs` times, the serving processes at nice -5
+    (gunicorn_nice and nginx_worker_priority) and at the roles' default, the normal priority (0), in alternating order,
+    each applied by site.yml and then measured with a release deployed under the closed loop and another
+    under the paced load (each against its own steady window, as above)."""
+    variants = {-5: {"gunicorn_nice": -5, "nginx_worker_priority": -5}, 0: None}
+    for pair in range(pairs):
+        for nice in ((-5, 0) if pair % 2 == 0 else (0, -5)):
+            inv = inventory(layout, workdir, source, extra=variants[nice])
+            playbook("site", inv, env)
+            label = f"serving at nice {nice}"
+            for kind in ("closed loop", "paced load"):
+                version += 1
+                bump(source, f"{version}.0.0-bench")
+                if kind == "closed loop":
+                    result, steady, load = deploy_under(web, inv, env, LOAD, layout, pair)
+                    rate = steady.get("rps", 0) * PACED_SHARE
+                    note = f"load: {load_note(load, steady, result['p99_ratio'])}"
+                elif rate:
+                    result, steady, load = deploy_under(web, inv, env, load_cmd(PACED_CONCURRENCY, rate), layout, pair)
+                    note = f"{rate:.0f} req/s due: {load_note(load, steady, result['p99_ratio'])}; max {load.get('max_ms', '?')} ms"
+                else:
+                    continue
+                rows.append({"layout": layout, "run": pair + 1, "step": f"deploy.yml under the {kind}, {label}",
+                             "note": note, **result})
+                print(f"{layout} pair {pair + 1} {label} {kind}: {result} {note}", flush=True)
+
+
+def run_layout(layout, runs, workdir, rows, ssh=False, timeline=None, ab_pairs=0):
+    """timeline: a list to which the slow-request attribution of each deploy under load is appended;
+    ab_pairs: pairs of priority_ab runs on the last run's containers."""
     names = {"single": ["box"], "three": ["web", "app1", "app2", "db"]}[layout]
     network = f"{PREFIX}-net"
     sh("docker", "network", "create", network, check=False, capture=True)
@@ -295,6 +332,8 @@ def run_layout(layout, runs, workdir, rows, ssh=False, timeline=None):
             rows.append({"layout": layout, "run": run, "step": "deploy.yml (new release) under paced load", "note": note,
                          **result})
             print(f"{layout} run {run} deploy under paced load: {result} {note}", flush=True)
+    if ab_pairs:
+        priority_ab(layout, ab_pairs, workdir, source, web, env, rows, 10 * runs)
     return names
 
 
@@ -370,6 +409,10 @@ def main():
     parser.add_argument("--paced-share", type=float, default=PACED_SHARE, metavar="SHARE",
                         help="the paced load's rate as a share (0-1] of the rate the closed loop reached "
                              f"(default {PACED_SHARE})")
+    parser.add_argument("--priority-ab", type=int, default=0, metavar="PAIRS",
+                        help="then, on each layout's last containers, PAIRS times (alternating order) the serving "
+                             "processes at nice -5 (gunicorn_nice, nginx_worker_priority) and at the default 0, each "
+                             "measured by a deploy under the closed loop and one under the paced load")
     parser.add_argument("--split-cpus", action="store_true",
                         help="run the containers on the last CPU and ansible-playbook (with the docker CLI) on the "
                              "others, as if the controller were another machine; Docker's daemons are not moved")
@@ -393,7 +436,8 @@ def main():
     started = time.monotonic()
     try:
         for layout in args.layouts.split(","):
-            names += [f"{PREFIX}-{layout}-{n}" for n in run_layout(layout, args.runs, workdir, rows, args.ssh, timelines)]
+            names += [f"{PREFIX}-{layout}-{n}" for n in run_layout(layout, args.runs, workdir, rows, args.ssh, timelines,
+                                                                       args.priority_ab)]
         if args.ssh and "single" in args.layouts:
             ssh_rows(workdir, rows)
     finally:

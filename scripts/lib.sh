@@ -53,7 +53,8 @@ PY
 }
 
 # Start a systemd container the way the test scenarios run theirs (.config/molecule/config.yml
-# gives Molecule the same options): SYS_ADMIN, seccomp and apparmor unconfined, the host's cgroup
+# gives Molecule the same options): SYS_ADMIN, SYS_NICE (systemd and nginx then raise the serving
+# processes' priority, as on a host), seccomp and apparmor unconfined, the host's cgroup
 # tree, tmpfs on /run, /run/lock and /tmp, never --privileged; the shared apt and pip caches. The
 # harness's SSH key (authorized_keys) is the scenarios' own: pass its mount where it is wanted.
 #   run_systemd_container NAME RELEASE [docker run arguments, e.g. -p 127.0.0.1:8080:8080]
@@ -62,7 +63,7 @@ run_systemd_container() {
   local name=$1 release=$2
   shift 2
   docker run -d --name "$name" --hostname "$name" \
-    --cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+    --cap-add SYS_ADMIN --cap-add SYS_NICE --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
     --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
     --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
     -v "$PYDEPLOY_CACHE_DIR/apt-$release:/var/cache/apt/archives:rw" \

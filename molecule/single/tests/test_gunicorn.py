@@ -21,7 +21,7 @@ APP = "pydeploy.django_stack.app"
 # The second app: the variables of the last import of converge.yml (SQLite, no TCP bind, no access log).
 SECOND = {"service": "gunicorn-second.service", "sock": "/run/gunicorn/second.sock",
           "vars": {"python_app_name": "second", "gunicorn_workers": 2, "gunicorn_bind_tcp": [],
-                   "gunicorn_access_log": False,
+                   "gunicorn_access_log": False, "gunicorn_nice": 0,
                    "python_app_database": {"engine": "sqlite", "name": "/srv/second/shared/data/db.sqlite3"},
                    "python_app_database_password": "", "postgres_databases": []}}
 
@@ -60,6 +60,28 @@ def test_processes_run_as_app_user_and_sandboxed(host):
     status = host.file(f"/proc/{workers[0]}/status").content_string
     assert re.search(r"^CapEff:\s+0+$", status, re.M)
     assert re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+
+
+def nice_levels(host, pids):
+    return [int(host.run(f"ps -o ni= -p {pid}").stdout.strip()) for pid in pids]
+
+
+def test_serving_processes_run_above_the_normal_priority(host):
+    """gunicorn_nice and nginx_worker_priority -5 (molecule.yml; 0 by default): the master, its workers (a reload's
+    new ones are forked by the same master) and nginx's workers run at -5, the container having CAP_SYS_NICE as a
+    host's systemd does. The second app sets gunicorn_nice 0: no Nice= in its unit, its processes at the normal
+    priority."""
+    master = main_pid(host, SERVICE)
+    assert nice_levels(host, [master] + child_pids(host, master)) == [-5] * 4
+    assert "\nNice=-5\n" in host.file(f"/etc/systemd/system/{SERVICE}").content_string
+    second = main_pid(host, SECOND["service"])
+    assert nice_levels(host, [second] + child_pids(host, second)) == [0] * 3
+    assert "Nice=" not in host.file(f"/etc/systemd/system/{SECOND['service']}").content_string
+    nginx_master = main_pid(host, "nginx.service")
+    workers = child_pids(host, nginx_master)
+    assert workers and nice_levels(host, workers) == [-5] * len(workers)
+    refused = host.run("grep setpriority /var/log/nginx/error.log").stdout
+    assert refused == "", refused[-500:]
 
 
 def test_systemd_security_exposure(host):

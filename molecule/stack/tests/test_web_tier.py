@@ -48,3 +48,13 @@ def test_a_served_name_completes_the_handshake_across_hosts(host, client):
     result = client.run(f"curl -sS -k -o /dev/null -w '%{{http_code}}' --max-time 10 "
                         f"--resolve shop.test:443:{address} https://shop.test/health/")
     assert result.rc == 0 and result.stdout == "200", (result.stdout, result.stderr)
+
+
+def test_without_cap_sys_nice_nginx_serves_at_the_normal_priority(host):
+    """This scenario's containers lack CAP_SYS_NICE (single's have it): nginx_worker_priority -5 cannot be
+    set, the workers say so in the error log and serve at 0 (the tests above show the sites answer)."""
+    assert "worker_priority -5;" in host.file("/etc/nginx/nginx.conf").content_string
+    workers = host.run("pgrep -u www-data -x nginx").stdout.split()
+    assert workers
+    assert {host.run(f"ps -o ni= -p {pid}").stdout.strip() for pid in workers} == {"0"}
+    assert "setpriority(-5) failed" in host.run("grep setpriority /var/log/nginx/error.log").stdout

@@ -66,6 +66,9 @@ def test_workers_run_uvicorn_with_the_configured_loop_and_parser(host, mode):
         status = host.file(f"/proc/{pid}/status").content_string
         assert re.search(r"^CapEff:\s+0+$", status, re.M)
         assert re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+    # uvicorn_worker_nice (-5, gunicorn_nice in Gunicorn mode): the container has CAP_SYS_NICE, as a host's systemd.
+    nice = [host.run(f"ps -o ni= -p {pid}").stdout.strip() for pid in [master, *workers]]
+    assert nice == ["-5"] * (1 + WORKERS), nice
 
 
 def test_standalone_unit_sandbox_exposure(host):
