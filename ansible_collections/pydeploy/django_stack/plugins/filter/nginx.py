@@ -481,9 +481,6 @@ def nginx_problems(v, host="?"):
         p.add("nginx_worker_rlimit_nofile", f"must be at least twice nginx_worker_connections ({2 * wc})")
     if not re.fullmatch(r"auto|[1-9][0-9]*", str(v.get("nginx_worker_processes"))):
         p.add("nginx_worker_processes", "must be auto or a number")
-    priority = _int(v.get("nginx_worker_priority"))
-    if priority is None or not -20 <= priority <= 19:
-        p.add("nginx_worker_priority", f"must be a nice level -20 to 19 (got {v.get('nginx_worker_priority')!r})")
     for key in ("nginx_client_max_body_size", "nginx_ssl_session_cache_size", "nginx_rate_limit_zone_size"):
         if not SIZE_RE.match(str(v.get(key))):
             p.add(key, f"must be a size like 10m (got {v.get(key)!r})")

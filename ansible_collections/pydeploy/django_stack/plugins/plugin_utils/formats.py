@@ -155,6 +155,17 @@ def _nonempty(value, what="the value"):
 # numbers
 
 
+@_format("nice_level", "a nice level -20 to 19 (0 is the normal priority, below 0 above it)")
+def nice_level(value):
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,2}", value))):
+        raise FormatError(f"a nice level is expected, got {value!r}" if isinstance(value, str) else
+                          f"a nice level is expected, got {_typename(value)}")
+    number = int(value)
+    if not -20 <= number <= 19:
+        raise FormatError(f"nice level {number} is outside -20 to 19")
+    return number
+
+
 @_format("port", "a port number 1-65535")
 def port(value):
     if isinstance(value, bool):

@@ -62,7 +62,7 @@ def test_tls_plan_maps_certificate_sources():
 
 GOOD = {
     "nginx_http_port": 80, "nginx_https_port": 443, "nginx_worker_connections": 1024, "nginx_worker_rlimit_nofile": 4096,
-    "nginx_worker_processes": "auto", "nginx_worker_priority": -5, "nginx_client_max_body_size": "10m", "nginx_ssl_session_cache_size": "10m",
+    "nginx_worker_processes": "auto", "nginx_client_max_body_size": "10m", "nginx_ssl_session_cache_size": "10m",
     "nginx_rate_limit_zone_size": "10m", "nginx_ssl_session_timeout": "1d", "nginx_static_expires": "30d",
     "nginx_media_expires": "7d", "nginx_keepalive_timeout": 65, "nginx_client_header_timeout": 10,
     "nginx_client_body_timeout": 15, "nginx_send_timeout": 15, "nginx_proxy_connect_timeout": 5,
@@ -124,8 +124,6 @@ def test_good_input_passes():
     ({}, {}, {"nginx_real_ip_from": ["10.0.0.0/99"]}, "nginx_real_ip_from[0]"),
     ({}, {}, {"nginx_acme_directory": "http://acme.test/dir"}, "nginx_acme_directory"),
     ({}, {}, {"nginx_ssl_ciphers": "HIGH;\nreturn 200"}, "nginx_ssl_ciphers"),
-    ({}, {}, {"nginx_worker_priority": 20}, "nginx_worker_priority: must be a nice level -20 to 19 (got 20)"),
-    ({}, {}, {"nginx_worker_priority": "-5;\nuser root"}, "nginx_worker_priority"),
 ])
 def test_bad_input_names_the_variable_and_the_host(site, raw, top, expected):
     found = problems(site, raw, **top)
